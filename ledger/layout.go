@@ -1,0 +1,42 @@
+package ledger
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Layout names the files under a data directory. The paths keep the original
+// port manager's, so existing tools still find port_registry.json and the
+// daily allocation logs.
+type Layout struct {
+	Dir string
+}
+
+// DB returns the path of the bbolt event log.
+func (l Layout) DB() string { return filepath.Join(l.Dir, "databases", "port_ledger", "ledger.db") }
+
+// Registry returns the path of port_registry.json.
+func (l Layout) Registry() string {
+	return filepath.Join(l.Dir, "databases", "port_registry", "port_registry.json")
+}
+
+// LogsDir returns the folder of the daily JSONL logs.
+func (l Layout) LogsDir() string { return filepath.Join(l.Dir, "logs", "port_manager") }
+
+// Socket returns the path of the daemon's unix socket.
+func (l Layout) Socket() string { return filepath.Join(l.Dir, "ledger.sock") }
+
+// DefaultDataDir returns $LEDGER_DATA, else $XDG_STATE_HOME/portledger, else
+// ~/.local/state/portledger.
+func DefaultDataDir() string {
+	if d := os.Getenv("LEDGER_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "portledger")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "portledger")
+	}
+	return "portledger"
+}

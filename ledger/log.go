@@ -1,0 +1,388 @@
+package ledger
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names.
+var (
+	bucketEvents    = []byte("events")    // ULID -> encoded event
+	bucketByPort    = []byte("by_port")   // 2-byte port + ULID -> empty
+	bucketSnapshots = []byte("snapshots") // ULID of the last event folded -> snapshot
+	bucketMeta      = []byte("meta")      // small facts, see keyCount
+
+	keyCount = []byte("count") // number of events in the log, uint64 big-endian
+)
+
+// DefaultLockTimeout is how long Open waits for another process to let go of
+// the file before it gives up with ErrLocked.
+const DefaultLockTimeout = 5 * time.Second
+
+// Options configure a Log.
+type Options struct {
+	// Timeout is how long Open waits for the file lock (default
+	// DefaultLockTimeout). Open never waits forever.
+	Timeout time.Duration
+	// Now is the clock (default time.Now). Tests step it.
+	Now func() time.Time
+	// Entropy is the random part of new IDs (default a ChaCha8 stream seeded
+	// from crypto/rand).
+	Entropy io.Reader
+	// NoSync skips fsync on commit. Only benchmarks of the CPU cost use it.
+	NoSync bool
+}
+
+// Log is the append-only event log in a bbolt file: the only source of truth.
+// It is safe for concurrent use; appends are serialised by bbolt's single
+// writer, and reads run in parallel with them.
+type Log struct {
+	db      *bolt.DB
+	path    string
+	now     func() time.Time
+	entropy io.Reader
+
+	mu   sync.Mutex // guards last, the newest ID in the log
+	last ulid.ULID
+}
+
+// Open opens or creates the log at path, creating its folder (mode 0700).
+// It returns an error wrapping ErrLocked if another process holds the file
+// past opts.Timeout, and one wrapping ErrCorrupt if the file is not a ledger;
+// a file that exists is never overwritten.
+func Open(path string, opts Options) (*Log, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultLockTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Entropy == nil {
+		var seed [32]byte
+		if _, err := crand.Read(seed[:]); err != nil {
+			return nil, fmt.Errorf("open log: seed entropy: %w", err)
+		}
+		opts.Entropy = rand.NewChaCha8(seed)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.Timeout,
+		NoSync:       opts.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("open log %s: %w (waited %s; is `ledger serve` running on this data directory?)", path, ErrLocked, opts.Timeout)
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+		return nil, fmt.Errorf("open log %s: %w: %v", path, ErrCorrupt, err)
+	case err != nil:
+		return nil, fmt.Errorf("open log %s: %w", path, err)
+	}
+	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+			copy(l.last[:], k)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open log %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	return l.db.Close()
+}
+
+// Path returns the file's path.
+func (l *Log) Path() string { return l.path }
+
+// SnapshotFunc is called inside the write transaction of Append, after the
+// batch has its IDs, with the number of events in the log after the batch.
+// It returns the snapshot to store under the batch's last ID, or nil.
+type SnapshotFunc func(count uint64, batch []Event) ([]byte, error)
+
+// Append writes evs in one transaction, one fsync, and returns them with
+// their IDs and times set. IDs are strictly increasing, even when the clock
+// steps back: an ID's millisecond is max(now, newest ID's millisecond). The
+// port index and the event count are written in the same transaction, and
+// so is the snapshot that snap returns, if any. Nothing is written if any
+// event fails to encode or the commit fails.
+func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
+	if len(evs) == 0 {
+		return evs, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last := l.last
+	var buf []byte
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		events := tx.Bucket(bucketEvents)
+		events.FillPercent = 1.0 // keys only ever grow: pack pages full
+		byPort := tx.Bucket(bucketByPort)
+		byPort.FillPercent = 0.9
+		meta := tx.Bucket(bucketMeta)
+		now := l.now()
+		for i := range evs {
+			id, err := l.nextID(last, now)
+			if err != nil {
+				return err
+			}
+			last = id
+			evs[i].ID = id
+			evs[i].At = IDTime(id)
+			buf, err = AppendEncoded(buf[:0], &evs[i])
+			if err != nil {
+				return err
+			}
+			if err := events.Put(id[:], append([]byte(nil), buf...)); err != nil {
+				return err
+			}
+			if evs[i].Port > 0 {
+				if err := byPort.Put(portKey(evs[i].Port, id), nil); err != nil {
+					return err
+				}
+			}
+		}
+		count := countOf(meta) + uint64(len(evs))
+		if err := meta.Put(keyCount, binary.BigEndian.AppendUint64(nil, count)); err != nil {
+			return err
+		}
+		if snap != nil {
+			data, err := snap(count, evs)
+			if err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+			if data != nil {
+				if err := tx.Bucket(bucketSnapshots).Put(last[:], data); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range evs {
+			evs[i].ID = ulid.ULID{}
+		}
+		return evs, fmt.Errorf("append: %w", err)
+	}
+	l.last = last
+	return evs, nil
+}
+
+// nextID returns an ID strictly greater than last: a fresh random ID in
+// now's millisecond when the clock is ahead, else last plus one.
+func (l *Log) nextID(last ulid.ULID, now time.Time) (ulid.ULID, error) {
+	ms := uint64(max(now.UnixMilli(), 0))
+	if ms > last.Time() {
+		var id ulid.ULID
+		if err := id.SetTime(ms); err != nil {
+			return id, err
+		}
+		if _, err := io.ReadFull(l.entropy, id[6:]); err != nil {
+			return id, fmt.Errorf("entropy: %w", err)
+		}
+		return id, nil
+	}
+	id := last
+	for i := 15; i >= 6; i-- {
+		id[i]++
+		if id[i] != 0 {
+			return id, nil
+		}
+	}
+	// The random part overflowed: move to the next millisecond.
+	var next ulid.ULID
+	if err := next.SetTime(last.Time() + 1); err != nil {
+		return next, err
+	}
+	return next, nil
+}
+
+func portKey(port int, id ulid.ULID) []byte {
+	k := make([]byte, 18)
+	binary.BigEndian.PutUint16(k, uint16(port))
+	copy(k[2:], id[:])
+	return k
+}
+
+func countOf(meta *bolt.Bucket) uint64 {
+	if v := meta.Get(keyCount); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// LastID returns the newest ID in the log (zero when empty).
+func (l *Log) LastID() ulid.ULID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Count returns the number of events in the log.
+func (l *Log) Count() (uint64, error) {
+	var n uint64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		n = countOf(tx.Bucket(bucketMeta))
+		return nil
+	})
+	return n, err
+}
+
+// Last returns the newest event; ok is false when the log is empty.
+func (l *Log) Last() (e Event, ok bool, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bucketEvents).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		e, err = DecodeEvent(ulid.ULID(k), v)
+		ok = err == nil
+		return err
+	})
+	return e, ok, err
+}
+
+// Get returns the event with the given ID, or an ENOTFOUND error.
+func (l *Log) Get(id ulid.ULID) (e Event, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEvents).Get(id[:])
+		if v == nil {
+			return Errorf(ENOTFOUND, "no event %s", id)
+		}
+		e, err = DecodeEvent(id, v)
+		return err
+	})
+	return e, err
+}
+
+// Scan calls fn for every event with after < ID <= until, oldest first. A
+// zero after starts at the beginning; a zero until has no end. An error from
+// fn stops the scan and is returned.
+func (l *Log) Scan(after, until ulid.ULID, fn func(Event) error) error {
+	return l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		var k, v []byte
+		if after == (ulid.ULID{}) {
+			k, v = c.First()
+		} else {
+			k, v = c.Seek(after[:])
+			if k != nil && ulid.ULID(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			id := ulid.ULID(k)
+			if until != (ulid.ULID{}) && id.Compare(until) > 0 {
+				return nil
+			}
+			e, err := DecodeEvent(id, v)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ScanPort calls fn for every event of one port with since <= ID <= until,
+// oldest first, using the port index. Zero bounds are open.
+func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) error {
+	if port < 1 || port > 65535 {
+		return Errorf(EINVALID, "port %d: want 1-65535", port)
+	}
+	return l.db.View(func(tx *bolt.Tx) error {
+		events := tx.Bucket(bucketEvents)
+		c := tx.Bucket(bucketByPort).Cursor()
+		prefix := binary.BigEndian.AppendUint16(nil, uint16(port))
+		for k, _ := c.Seek(portKey(port, since)); k != nil && k[0] == prefix[0] && k[1] == prefix[1]; k, _ = c.Next() {
+			id := ulid.ULID(k[2:])
+			if until != (ulid.ULID{}) && id.Compare(until) > 0 {
+				return nil
+			}
+			v := events.Get(id[:])
+			if v == nil {
+				return fmt.Errorf("port index names missing event %s: %w", id, ErrCorrupt)
+			}
+			e, err := DecodeEvent(id, v)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Snapshot returns the newest snapshot taken at or before the point at (zero
+// at: the newest of all), with the ID of the last event it covers. ok is
+// false when there is none.
+func (l *Log) Snapshot(at ulid.ULID) (id ulid.ULID, data []byte, ok bool, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSnapshots).Cursor()
+		var k, v []byte
+		if at == (ulid.ULID{}) {
+			k, v = c.Last()
+		} else {
+			k, v = c.Seek(at[:])
+			if k == nil || ulid.ULID(k).Compare(at) > 0 {
+				k, v = c.Prev()
+			}
+		}
+		if k == nil {
+			return nil
+		}
+		id, data, ok = ulid.ULID(k), append([]byte(nil), v...), true
+		return nil
+	})
+	return id, data, ok, err
+}
+
+// Check runs bbolt's consistency check over the whole file and returns the
+// first problem it finds, wrapped in ErrCorrupt.
+func (l *Log) Check() error {
+	return l.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("check %s: %w: %v", l.path, ErrCorrupt, err)
+		}
+		return nil
+	})
+}
+
+// Size returns the size of the file in bytes.
+func (l *Log) Size() (int64, error) {
+	var n int64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		n = tx.Size()
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,133 @@
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Service is what the CLI and the REST API do with a ledger. The commands
+// package implements it on a local log file; httpapi.Client implements it by
+// talking to a running daemon, so callers cannot tell the two apart.
+type Service interface {
+	// Allocate hands a port to a service. It returns EINVALID for bad
+	// fields, ECONFLICT when the preferred port is held, EEXHAUSTED when
+	// no port of the range is free.
+	Allocate(ctx context.Context, req AllocateRequest) (Allocation, error)
+	// RegisterPID records the process that holds a port. ENOTFOUND if the
+	// port is not allocated, EINVALID if the PID is not a live process.
+	RegisterPID(ctx context.Context, port, pid int) (Allocation, error)
+	// ReportStats records the service's request and error totals.
+	// ENOTFOUND if the port is not allocated, EINVALID for negative counts.
+	ReportStats(ctx context.Context, port int, requests, errors int64) error
+	// Release frees a port. ENOTFOUND if it is not allocated, ECONFLICT if
+	// req.EventID is set and the port is now held by another allocation.
+	Release(ctx context.Context, req ReleaseRequest) (Event, error)
+	// RecordHealth records a health transition found by the watchdog.
+	// ENOTFOUND if the allocation is gone; no event when nothing changed.
+	RecordHealth(ctx context.Context, rep HealthReport) error
+	// RecordConflict records a foreign listener in the managed range.
+	// Nothing is written when the same listener is already recorded.
+	RecordConflict(ctx context.Context, port, pid int, command string) error
+	// SetRange changes the managed range. EINVALID for a bad range or one
+	// that would leave live allocations outside it.
+	SetRange(ctx context.Context, r Range) error
+
+	// Status returns the registry at the given point (zero: now).
+	Status(ctx context.Context, at ulid.ULID) (Status, error)
+	// Allocations lists allocations at a point, optionally of one service.
+	Allocations(ctx context.Context, q AllocationQuery) ([]Allocation, error)
+	// Allocation returns the holder of one port at a point; ENOTFOUND if free.
+	Allocation(ctx context.Context, port int, at ulid.ULID) (Allocation, error)
+	// History returns the events that match q, oldest first.
+	History(ctx context.Context, q HistoryQuery) ([]Event, error)
+}
+
+// AllocateRequest asks for a port.
+type AllocateRequest struct {
+	ServiceName string `json:"service_name"`
+	StartedBy   string `json:"started_by"`
+	Purpose     string `json:"purpose"`
+	PID         int    `json:"pid,omitempty"`
+	Port        int    `json:"port,omitempty"` // preferred port; 0 lets the ledger choose
+	HealthURL   string `json:"health_url,omitempty"`
+	// Lease is how long, in seconds, the port is kept without a PID or a
+	// listener before the watchdog frees it; 0 for the default.
+	Lease float64 `json:"lease_s,omitempty"`
+}
+
+// ReleaseRequest asks to free a port.
+type ReleaseRequest struct {
+	Port       int       `json:"port"`
+	Reason     string    `json:"reason,omitempty"`
+	ReleasedBy string    `json:"released_by,omitempty"`
+	EventID    ulid.ULID `json:"event_id,omitzero"` // when set, release only this allocation
+}
+
+// HealthReport is a watchdog finding about one allocation.
+type HealthReport struct {
+	Port      int       `json:"port"`
+	EventID   ulid.ULID `json:"event_id"` // the allocation that was probed
+	To        Health    `json:"to"`
+	Reason    string    `json:"reason"`
+	Alive     bool      `json:"alive"`
+	Listening bool      `json:"listening"`
+	Endpoint  string    `json:"endpoint,omitempty"`
+}
+
+// AllocationQuery filters Allocations.
+type AllocationQuery struct {
+	At      ulid.ULID // zero: now
+	Service string    // "": every service
+}
+
+// HistoryQuery filters History. Since and Until are inclusive ULID bounds
+// (see SinceID and UntilID); zero means unbounded.
+type HistoryQuery struct {
+	Port    int
+	Service string
+	Since   ulid.ULID
+	Until   ulid.ULID
+	Limit   int // 0: no limit
+}
+
+// Status is the answer of GET /api/ports/status, in the original port
+// manager's shape.
+type Status struct {
+	PortManager PortManagerStatus `json:"port_manager"`
+	Watchdog    WatchdogStatus    `json:"watchdog"`
+}
+
+// PortManagerStatus is the registry part of Status.
+type PortManagerStatus struct {
+	PortRange      string       `json:"port_range"`
+	TotalPorts     int          `json:"total_ports"`
+	AllocatedPorts int          `json:"allocated_ports"`
+	AvailablePorts int          `json:"available_ports"`
+	Allocations    []Allocation `json:"allocations"`
+	// AsOf is the ID of the last event folded into this state (zero for an
+	// empty ledger).
+	AsOf ulid.ULID `json:"as_of,omitzero"`
+	// Conflicts lists foreign listeners seen in the range.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+}
+
+// Conflict is a foreign listener recorded in the managed range.
+type Conflict struct {
+	Port       int       `json:"port"`
+	PID        int       `json:"pid"`
+	Command    string    `json:"command"`
+	DetectedAt time.Time `json:"detected_at"`
+}
+
+// WatchdogStatus is the watchdog part of Status.
+type WatchdogStatus struct {
+	Running         bool       `json:"running"`
+	CheckInterval   float64    `json:"check_interval"` // seconds
+	ChecksPerformed int64      `json:"checks_performed"`
+	IssuesDetected  int64      `json:"issues_detected"`
+	MonitoredPorts  int        `json:"monitored_ports"`
+	LastSweepAt     *time.Time `json:"last_sweep_at,omitempty"`
+	LastSweepMS     float64    `json:"last_sweep_ms,omitempty"`
+}
