@@ -131,3 +131,25 @@ type WatchdogStatus struct {
 	LastSweepAt     *time.Time `json:"last_sweep_at,omitempty"`
 	LastSweepMS     float64    `json:"last_sweep_ms,omitempty"`
 }
+
+// SweepResult is what one watchdog sweep found: the answer of
+// POST /api/ports/health-check and `ledger check`.
+type SweepResult struct {
+	At         time.Time   `json:"at"`
+	DurationMS float64     `json:"duration_ms"`
+	Ports      []PortCheck `json:"ports"`
+	Conflicts  []Conflict  `json:"conflicts"` // foreign listeners newly recorded by this sweep
+}
+
+// PortCheck is the probe of one allocation in a sweep.
+type PortCheck struct {
+	Port        int    `json:"port"`
+	ServiceName string `json:"service_name"`
+	PID         int    `json:"pid"`
+	Alive       bool   `json:"alive"`
+	Listening   bool   `json:"listening"`
+	Endpoint    string `json:"endpoint,omitempty"` // "" when no health URL, "ok", or what failed
+	Health      Health `json:"health"`             // the state after this sweep
+	Action      string `json:"action,omitempty"`   // "released" when the sweep freed the port
+	Reason      string `json:"reason,omitempty"`
+}
