@@ -53,12 +53,16 @@ var codeTypes = [...]EventType{
 	7: EventRangeChanged,
 }
 
+// maxLeaseMS is the longest lease, in milliseconds, that a time.Duration holds.
+const maxLeaseMS = int64(1<<63-1) / int64(time.Millisecond)
+
 var healthCodes = map[Health]byte{"": 0, HealthStarting: 1, HealthHealthy: 2, HealthUnhealthy: 3, HealthDead: 4}
 var codeHealths = [...]Health{"", HealthStarting, HealthHealthy, HealthUnhealthy, HealthDead}
 
 // AppendEncoded appends the binary form of e (without its ID) to b. It
-// returns an error if e's payload does not match its type.
+// returns b unchanged and an error if e's payload does not match its type.
 func AppendEncoded(b []byte, e *Event) ([]byte, error) {
+	start := len(b)
 	code, ok := typeCodes[e.Type]
 	if !ok {
 		return b, fmt.Errorf("encode event: unknown type %q", e.Type)
@@ -76,7 +80,7 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	case EventAllocated:
 		p := e.Allocated
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
 		b = appendString(b, p.ServiceName)
 		b = appendString(b, p.StartedBy)
@@ -88,7 +92,7 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	case EventPIDRegistered:
 		p := e.PIDRegistered
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
 		b = binary.AppendVarint(b, int64(p.PID))
 		b = binary.AppendVarint(b, p.PIDStarted)
@@ -96,9 +100,14 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	case EventHealthChanged:
 		p := e.HealthChanged
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
-		b = append(b, healthCodes[p.From], healthCodes[p.To])
+		from, okFrom := healthCodes[p.From]
+		to, okTo := healthCodes[p.To]
+		if !okFrom || !okTo {
+			return b[:start], fmt.Errorf("encode event: unknown health %q -> %q", p.From, p.To)
+		}
+		b = append(b, from, to)
 		b = appendString(b, p.Reason)
 		var bits byte
 		if p.Alive {
@@ -112,14 +121,14 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	case EventStatsReported:
 		p := e.StatsReported
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
 		b = binary.AppendVarint(b, p.RequestCount)
 		b = binary.AppendVarint(b, p.ErrorCount)
 	case EventReleased:
 		p := e.Released
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
 		b = appendString(b, p.Reason)
 		b = appendString(b, p.ReleasedBy)
@@ -129,14 +138,14 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	case EventConflictDetected:
 		p := e.Conflict
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
 		b = binary.AppendVarint(b, int64(p.PID))
 		b = appendString(b, p.Command)
 	case EventRangeChanged:
 		p := e.RangeChanged
 		if p == nil {
-			return b, errNoPayload(e.Type)
+			return b[:start], errNoPayload(e.Type)
 		}
 		for _, v := range []int{p.From.Lo, p.From.Hi, p.To.Lo, p.To.Hi} {
 			b = binary.AppendUvarint(b, uint64(v))
@@ -173,7 +182,11 @@ func DecodeEvent(id ulid.ULID, b []byte) (Event, error) {
 	}
 	e.Type = codeTypes[code]
 	flags := d.byte()
-	e.Port = int(d.uvarint())
+	port := d.uvarint()
+	if port > 65535 {
+		return Event{}, fmt.Errorf("decode event %s: port %d out of range: %w", id, port, ErrCorrupt)
+	}
+	e.Port = int(port)
 	switch e.Type {
 	case EventAllocated:
 		p := &Allocated{}
@@ -183,7 +196,11 @@ func DecodeEvent(id ulid.ULID, b []byte) (Event, error) {
 		p.PID = int(d.varint())
 		p.PIDStarted = d.varint()
 		p.HealthURL = d.string()
-		p.Lease = time.Duration(d.varint()) * time.Millisecond
+		lease := d.varint()
+		if lease > maxLeaseMS || lease < -maxLeaseMS {
+			return Event{}, fmt.Errorf("decode event %s: lease %d ms out of range: %w", id, lease, ErrCorrupt)
+		}
+		p.Lease = time.Duration(lease) * time.Millisecond
 		e.Allocated = p
 	case EventPIDRegistered:
 		p := &PIDRegistered{}
