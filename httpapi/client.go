@@ -1,0 +1,258 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/ledger"
+)
+
+// PingTimeout bounds Ping, so that a caller deciding between a daemon and
+// the embedded mode never waits long for a daemon that is not there.
+const PingTimeout = 500 * time.Millisecond
+
+// Client speaks to a ledger daemon. It implements ledger.Service: every
+// method calls the matching route, and an error answer comes back as a
+// *ledger.Error with the server's code and message, so callers cannot tell a
+// remote error from a local one. Failures to reach the daemon are EINTERNAL.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+var _ ledger.Service = (*Client)(nil)
+
+// NewClient returns a client of the daemon at baseURL, e.g.
+// "http://127.0.0.1:7999". A non-empty token is sent as a bearer token.
+func NewClient(baseURL string, token string) *Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Transport: t}}
+}
+
+// NewSocketClient returns a client of the daemon listening on the unix socket
+// at socketPath.
+func NewSocketClient(socketPath string, token string) *Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "unix", socketPath)
+	}
+	return &Client{base: "http://ledger", token: token, http: &http.Client{Transport: t}}
+}
+
+// Ping checks that a daemon answers GET /healthz, giving up after
+// PingTimeout.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, PingTimeout)
+	defer cancel()
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+}
+
+// Allocate hands a port to a service; see ledger.Service.
+func (c *Client) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledger.Allocation, error) {
+	var a ledger.Allocation
+	err := c.do(ctx, http.MethodPost, "/api/ports/allocations", nil, req, &a)
+	return a, err
+}
+
+// RegisterPID records the process that holds a port; see ledger.Service.
+func (c *Client) RegisterPID(ctx context.Context, port, pid int) (ledger.Allocation, error) {
+	var a ledger.Allocation
+	err := c.do(ctx, http.MethodPost, portPath(port)+"/pid", nil, pidBody{PID: &pid}, &a)
+	return a, err
+}
+
+// ReportStats records a service's request and error totals; see
+// ledger.Service.
+func (c *Client) ReportStats(ctx context.Context, port int, requests, errs int64) error {
+	return c.do(ctx, http.MethodPost, portPath(port)+"/stats", nil,
+		statsBody{RequestCount: &requests, ErrorCount: &errs}, nil)
+}
+
+// Release frees a port and returns the released event; see ledger.Service.
+func (c *Client) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger.Event, error) {
+	q := url.Values{}
+	if req.Reason != "" {
+		q.Set("reason", req.Reason)
+	}
+	if req.ReleasedBy != "" {
+		q.Set("released_by", req.ReleasedBy)
+	}
+	if !req.EventID.IsZero() {
+		q.Set("event_id", req.EventID.String())
+	}
+	var e ledger.Event
+	err := c.do(ctx, http.MethodDelete, portPath(req.Port), q, nil, &e)
+	return e, err
+}
+
+// RecordHealth records a health transition; see ledger.Service.
+func (c *Client) RecordHealth(ctx context.Context, rep ledger.HealthReport) error {
+	return c.do(ctx, http.MethodPost, "/api/ports/internal/health", nil, rep, nil)
+}
+
+// RecordConflict records a foreign listener; see ledger.Service.
+func (c *Client) RecordConflict(ctx context.Context, port, pid int, command string) error {
+	return c.do(ctx, http.MethodPost, "/api/ports/internal/conflict", nil,
+		conflictBody{Port: port, PID: pid, Command: command}, nil)
+}
+
+// SetRange changes the managed range; see ledger.Service.
+func (c *Client) SetRange(ctx context.Context, r ledger.Range) error {
+	return c.do(ctx, http.MethodPut, "/api/ports/range", nil, rangeBody{PortRange: r.String()}, nil)
+}
+
+// Status returns the registry at a point (zero: now) with the daemon's
+// watchdog counters; see ledger.Service.
+func (c *Client) Status(ctx context.Context, at ulid.ULID) (ledger.Status, error) {
+	var st ledger.Status
+	err := c.do(ctx, http.MethodGet, "/api/ports/status", pointQuery("at", at, nil), nil, &st)
+	return st, err
+}
+
+// Allocations lists allocations at a point; see ledger.Service.
+func (c *Client) Allocations(ctx context.Context, q ledger.AllocationQuery) ([]ledger.Allocation, error) {
+	v := pointQuery("at", q.At, nil)
+	if q.Service != "" {
+		v.Set("service", q.Service)
+	}
+	var body allocationsBody
+	err := c.do(ctx, http.MethodGet, "/api/ports/allocations", v, nil, &body)
+	return body.Allocations, err
+}
+
+// Allocation returns the holder of one port at a point; see ledger.Service.
+func (c *Client) Allocation(ctx context.Context, port int, at ulid.ULID) (ledger.Allocation, error) {
+	var a ledger.Allocation
+	err := c.do(ctx, http.MethodGet, portPath(port), pointQuery("at", at, nil), nil, &a)
+	return a, err
+}
+
+// History returns the events that match q, oldest first; see
+// ledger.Service.
+func (c *Client) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Event, error) {
+	v := pointQuery("since", q.Since, nil)
+	v = pointQuery("until", q.Until, v)
+	if q.Port != 0 {
+		v.Set("port", strconv.Itoa(q.Port))
+	}
+	if q.Service != "" {
+		v.Set("service", q.Service)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var body historyBody
+	err := c.do(ctx, http.MethodGet, "/api/ports/history", v, nil, &body)
+	return body.Events, err
+}
+
+// HealthCheck runs one watchdog sweep in the daemon and returns its results.
+// It returns EUNAVAILABLE when the daemon runs no watchdog.
+func (c *Client) HealthCheck(ctx context.Context) (ledger.SweepResult, error) {
+	var res ledger.SweepResult
+	err := c.do(ctx, http.MethodPost, "/api/ports/health-check", nil, nil, &res)
+	return res, err
+}
+
+// WatchdogStatus returns the daemon's watchdog counters.
+func (c *Client) WatchdogStatus(ctx context.Context) (ledger.WatchdogStatus, error) {
+	var st ledger.WatchdogStatus
+	err := c.do(ctx, http.MethodGet, "/api/ports/watchdog/status", nil, nil, &st)
+	return st, err
+}
+
+// do sends one request and decodes a 2xx answer into out (unless out is nil
+// or the answer is empty). Any other answer becomes a *ledger.Error.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	resp, err := c.send(ctx, method, path, q, in, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends one request and returns a 2xx response, whose body the caller
+// closes; any other status is read and returned as a *ledger.Error.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, in any, accept string) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encode request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", accept)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ledger daemon: %w", err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, readError(resp)
+}
+
+// readError turns an error answer back into the *ledger.Error the server
+// sent.
+func readError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes))
+	var eb errorBody
+	if err := json.Unmarshal(b, &eb); err == nil && eb.Code != "" {
+		return &ledger.Error{Code: eb.Code, Message: eb.Error}
+	}
+	return ledger.Errorf(ledger.EINTERNAL, "ledger daemon answered %s", resp.Status)
+}
+
+// portPath is the path of one port's allocation.
+func portPath(port int) string {
+	return "/api/ports/allocations/" + strconv.Itoa(port)
+}
+
+// pointQuery adds name=<ULID> to v (made if nil) unless id is zero.
+func pointQuery(name string, id ulid.ULID, v url.Values) url.Values {
+	if v == nil {
+		v = url.Values{}
+	}
+	if !id.IsZero() {
+		v.Set(name, id.String())
+	}
+	return v
+}

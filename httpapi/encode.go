@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/portledger/portledger/ledger"
+)
+
+// MaxBodyBytes is the largest request body the server reads. A larger body is
+// refused with 400 before anything is decided.
+const MaxBodyBytes = 64 << 10
+
+// Error codes that only the HTTP layer produces, next to the ledger's own
+// (ledger.EINVALID and the others). The client turns them back into a
+// *ledger.Error with the same code, like every other error.
+const (
+	// EUNAUTHORIZED means the request lacks the right bearer token.
+	EUNAUTHORIZED = "unauthorized"
+	// EUNAVAILABLE means the daemon runs without the part the request needs
+	// (no watchdog for a health check, no event source for the stream).
+	EUNAVAILABLE = "unavailable"
+	// EMETHOD means the path exists but not with this method.
+	EMETHOD = "method_not_allowed"
+)
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// statusOf is the one place that maps error codes to HTTP statuses.
+//
+// A full range (ledger.EEXHAUSTED) answers 503 Service Unavailable rather
+// than 409: nothing in the request conflicts with anyone, the ledger simply
+// has nothing to give until a port is released, and a client can retry. A
+// taken preferred port (ledger.ECONFLICT) is the 409.
+func statusOf(code string) int {
+	switch code {
+	case ledger.EINVALID:
+		return http.StatusBadRequest
+	case ledger.ENOTFOUND:
+		return http.StatusNotFound
+	case ledger.ECONFLICT:
+		return http.StatusConflict
+	case ledger.EEXHAUSTED, EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case EMETHOD:
+		return http.StatusMethodNotAllowed
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError answers err as a JSON error. Internal errors are logged with
+// their details and shown to the caller only as "internal error".
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	code := ledger.ErrorCode(err)
+	msg := ledger.ErrorMessage(err)
+	if code == ledger.EINTERNAL {
+		logger.ErrorContext(r.Context(), "request failed",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	encode(w, r, logger, statusOf(code), errorBody{Error: msg, Code: code})
+}
+
+// encode writes v as JSON with the given status.
+func encode(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		logger.ErrorContext(r.Context(), "encode response", "path", r.URL.Path, "err", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error","code":"internal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decode reads one JSON value from the request body into v. It refuses a
+// body over MaxBodyBytes, unknown fields, values of the wrong type and
+// anything after the value, each as an EINVALID error.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return decodeError(err)
+		}
+		return ledger.Errorf(ledger.EINVALID, "request body: more than one JSON value")
+	}
+	return nil
+}
+
+// decodeError says in the caller's terms what was wrong with a body.
+func decodeError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return ledger.Errorf(ledger.EINVALID, "request body: larger than %d bytes", tooLarge.Limit)
+	case errors.Is(err, io.EOF):
+		return ledger.Errorf(ledger.EINVALID, "request body: empty, want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return ledger.Errorf(ledger.EINVALID, "request body: truncated JSON")
+	case errors.As(err, &syntax):
+		return ledger.Errorf(ledger.EINVALID, "request body: malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return ledger.Errorf(ledger.EINVALID, "request body: field %q: want %s, got %s", typ.Field, typ.Type, typ.Value)
+		}
+		return ledger.Errorf(ledger.EINVALID, "request body: want %s, got %s", typ.Type, typ.Value)
+	default:
+		// Unknown fields and bad values of custom types (a malformed ULID)
+		// land here; their messages name the field and hold no secrets.
+		return ledger.Errorf(ledger.EINVALID, "request body: %s", trimJSONPrefix(err.Error()))
+	}
+}
+
+// trimJSONPrefix drops the "json: " prefix of encoding/json's messages.
+func trimJSONPrefix(s string) string {
+	const p = "json: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}

@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/portledger/portledger/ledger"
+)
+
+// routes lists the whole API surface. The paths and JSON shapes under
+// /api/ports are the original port manager's; /api/ports/internal and
+// /api/ports/range carry the rest of ledger.Service so that the Client can
+// stand in for a local ledger.
+func routes(cfg Config) http.Handler {
+	svc, log := cfg.Service, cfg.Logger
+	r := chi.NewRouter()
+	r.Use(recoverer(log))
+	r.NotFound(handleNotFound(log))
+	r.MethodNotAllowed(handleMethodNotAllowed(log))
+
+	r.Get("/healthz", handleHealthz(log))
+
+	r.Route("/api", func(r chi.Router) {
+		r.Use(requireToken(cfg.Token, log))
+		r.Route("/ports", func(r chi.Router) {
+			r.Get("/status", handleStatus(svc, cfg.Watchdog, cfg.Now, log))
+			r.Get("/allocations", handleAllocations(svc, cfg.Now, log))
+			r.Post("/allocations", handleAllocate(svc, log))
+			r.Get("/allocations/{port}", handleAllocation(svc, cfg.Now, log))
+			r.Delete("/allocations/{port}", handleRelease(svc, log))
+			r.Post("/allocations/{port}/pid", handleRegisterPID(svc, log))
+			r.Post("/allocations/{port}/stats", handleReportStats(svc, log))
+			r.Post("/health-check", handleHealthCheck(cfg.Watchdog, log))
+			r.Get("/watchdog/status", handleWatchdogStatus(cfg.Watchdog, log))
+			r.Get("/history", handleHistory(svc, cfg.Now, log))
+			r.Get("/events", handleEvents(svc, cfg.Events, cfg.Heartbeat, log))
+
+			r.Put("/range", handleSetRange(svc, log))
+			r.Post("/internal/health", handleRecordHealth(svc, log))
+			r.Post("/internal/conflict", handleRecordConflict(svc, log))
+		})
+	})
+	return r
+}
+
+// handleNotFound answers unknown paths with the JSON error.
+func handleNotFound(log *slog.Logger) http.HandlerFunc {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return ledger.Errorf(ledger.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path)
+	})
+}
+
+// handleMethodNotAllowed answers a known path with the wrong method.
+func handleMethodNotAllowed(log *slog.Logger) http.HandlerFunc {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return ledger.Errorf(EMETHOD, "method %s is not allowed on %s", r.Method, r.URL.Path)
+	})
+}

@@ -1,0 +1,121 @@
+// Package httpapi is the REST face of the ledger: a chi server that exposes a
+// ledger.Service over HTTP (TCP or the daemon's unix socket), and a Client
+// that implements ledger.Service by calling that server, so the CLI works the
+// same with or without a daemon.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/ledger"
+)
+
+// DefaultHeartbeat is how often the event stream sends a comment line when
+// no event arrives, so that proxies and clients see a live connection.
+const DefaultHeartbeat = 15 * time.Second
+
+// Watchdog is the read-only view of the watchdog that the server needs.
+type Watchdog interface {
+	// Status reports the watchdog's counters.
+	Status() ledger.WatchdogStatus
+	// Sweep probes every allocation once, now.
+	Sweep(ctx context.Context) (ledger.SweepResult, error)
+}
+
+// EventSource hands out live subscriptions to committed events.
+// *commands.Ledger satisfies it.
+type EventSource interface {
+	Subscribe(buffer int) *commands.Subscription
+}
+
+// Config holds what the server serves.
+type Config struct {
+	// Service answers every read and write. Required.
+	Service ledger.Service
+	// Events feeds GET /api/ports/events. Nil: the stream answers 503.
+	Events EventSource
+	// Watchdog feeds the watchdog part of the status and the health-check.
+	// Nil: status reports running:false, and the health-check answers 503.
+	Watchdog Watchdog
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every /api route. /healthz stays open.
+	Token string
+	// Logger receives internal errors (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock used to read relative times such as "2h" (default
+	// time.Now).
+	Now func() time.Time
+	// Heartbeat is the event stream's keep-alive interval (default
+	// DefaultHeartbeat).
+	Heartbeat time.Duration
+}
+
+// NewServer returns the handler of the whole API; routes.go lists it.
+func NewServer(cfg Config) http.Handler {
+	if cfg.Service == nil {
+		panic("httpapi: NewServer needs a Service")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	return routes(cfg)
+}
+
+// Timeouts of the http.Server made by NewHTTPServer.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second // a health-check sweep probes HTTP endpoints
+	IdleTimeout       = 2 * time.Minute
+)
+
+// NewHTTPServer wraps h in an http.Server with every timeout set, so a slow or
+// silent client cannot hold a connection forever. The event stream lifts its
+// own deadlines. Shutdown cancels the context of every request, so open event
+// streams end instead of holding Shutdown until its deadline.
+func NewHTTPServer(h http.Handler) *http.Server {
+	base, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxBodyBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	srv.RegisterOnShutdown(cancel)
+	return srv
+}
+
+// CheckListenAddr refuses to serve the API on a TCP address that other
+// machines can reach unless a token guards it. addr is host:port; a host that
+// is empty, a wildcard or a name other than localhost counts as reachable.
+func CheckListenAddr(addr, token string) error {
+	if token != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ledger.Errorf(ledger.EINVALID, "listen address %q: %v", addr, err)
+	}
+	if commands.IsLoopbackHost(host) {
+		return nil
+	}
+	if host == "" {
+		host = "every interface"
+	}
+	return ledger.Errorf(ledger.EINVALID,
+		"listen address %q is not loopback (%s): set a token (--token or LEDGER_TOKEN) to serve beyond this machine", addr, host)
+}
