@@ -1,0 +1,148 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+)
+
+// Allocate hands a port to a service: the preferred port if one is asked for
+// and free, else the port the service held last if it is free (sticky), else
+// the lowest free port of the range. A port is free when no allocation holds
+// it, no foreign listener was recorded on it, and the OS lets us bind it.
+func (l *Ledger) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledger.Allocation, error) {
+	if err := validateAllocate(req); err != nil {
+		return ledger.Allocation{}, err
+	}
+	payload := &ledger.Allocated{
+		ServiceName: req.ServiceName,
+		StartedBy:   req.StartedBy,
+		Purpose:     req.Purpose,
+		HealthURL:   req.HealthURL,
+		Lease:       time.Duration(req.Lease * float64(time.Second)),
+	}
+	if req.PID != 0 {
+		info, err := l.cfg.Process(req.PID)
+		if err != nil {
+			return ledger.Allocation{}, err
+		}
+		payload.PID, payload.PIDStarted = info.PID, info.StartedAt
+	}
+	res, err := l.submit(ctx, &request{decide: func(draft *projection.Registry, now time.Time) ([]ledger.Event, error) {
+		port, err := l.choosePort(draft, req)
+		if err != nil {
+			return nil, err
+		}
+		return []ledger.Event{{Type: ledger.EventAllocated, Port: port, Allocated: payload}}, nil
+	}})
+	if err != nil {
+		return ledger.Allocation{}, err
+	}
+	if res.alloc == nil {
+		return ledger.Allocation{}, ledger.Errorf(ledger.EINTERNAL, "allocation vanished after commit")
+	}
+	return *res.alloc, nil
+}
+
+// choosePort runs on the writer goroutine.
+func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest) (int, error) {
+	if p := req.Port; p != 0 {
+		if !reg.Range.Contains(p) {
+			return 0, ledger.Errorf(ledger.EINVALID, "port %d is outside the managed range %s", p, reg.Range)
+		}
+		if a := reg.Allocs[p]; a != nil {
+			return 0, ledger.Errorf(ledger.ECONFLICT, "port %d is held by %s%s since %s", p, a.ServiceName, pidNote(a.PID), ledger.FormatTime(a.AllocatedAt))
+		}
+		if err := l.cfg.PortFree(p); err != nil {
+			return 0, ledger.Errorf(ledger.ECONFLICT, "port %d is in use by a process the ledger did not start%s", p, conflictNote(reg, p))
+		}
+		return p, nil
+	}
+	if p, ok := reg.LastPort[req.ServiceName]; ok && reg.Range.Contains(p) && reg.Allocs[p] == nil {
+		if _, squat := reg.Conflicts[p]; !squat && l.cfg.PortFree(p) == nil {
+			return p, nil
+		}
+	}
+	var busy []int
+	for p := reg.Range.Lo; p <= reg.Range.Hi; p++ {
+		if reg.Allocs[p] != nil {
+			continue
+		}
+		if _, squat := reg.Conflicts[p]; squat {
+			busy = append(busy, p)
+			continue
+		}
+		if l.cfg.PortFree(p) != nil {
+			busy = append(busy, p)
+			continue
+		}
+		return p, nil
+	}
+	return 0, exhausted(reg, busy)
+}
+
+// exhausted explains a full range: who holds what, and which ports other
+// processes occupy.
+func exhausted(reg *projection.Registry, busy []int) error {
+	byService := map[string][]int{}
+	held := 0
+	for p, a := range reg.Allocs {
+		if reg.Range.Contains(p) {
+			byService[a.ServiceName] = append(byService[a.ServiceName], p)
+			held++
+		}
+	}
+	names := make([]string, 0, len(byService))
+	for s := range byService {
+		names = append(names, s)
+	}
+	slices.Sort(names)
+	var parts []string
+	for _, s := range names {
+		ports := byService[s]
+		slices.Sort(ports)
+		parts = append(parts, fmt.Sprintf("%s: %s", s, portList(ports)))
+	}
+	msg := fmt.Sprintf("no free port in %s: all %d are taken; %d held by the ledger (%s)",
+		reg.Range, reg.Range.Size(), held, strings.Join(parts, "; "))
+	if len(busy) > 0 {
+		msg += fmt.Sprintf("; %d in use by other processes (%s)", len(busy), portList(busy))
+	}
+	msg += ". Release a port (`ledger release PORT`) or widen the range (`--range`)."
+	return ledger.Errorf(ledger.EEXHAUSTED, "%s", msg)
+}
+
+// portList renders up to 20 ports.
+func portList(ports []int) string {
+	var b strings.Builder
+	for i, p := range ports {
+		if i == 20 {
+			fmt.Fprintf(&b, ", … %d more", len(ports)-20)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(&b, p)
+	}
+	return b.String()
+}
+
+func pidNote(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", pid)
+}
+
+func conflictNote(reg *projection.Registry, port int) string {
+	if c, ok := reg.Conflicts[port]; ok {
+		return fmt.Sprintf(" (pid %d: %s)", c.PID, c.Command)
+	}
+	return ""
+}

@@ -1,0 +1,126 @@
+package commands
+
+import (
+	"net"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/portledger/portledger/ledger"
+)
+
+// Field limits.
+const (
+	MaxServiceName = 128
+	MaxStartedBy   = 128
+	MaxPurpose     = 512
+	MaxReason      = 512
+	MaxHealthURL   = 512
+	MaxLease       = 7 * 24 * time.Hour
+)
+
+// ValidateServiceName checks a service name: 1-128 characters of
+// [A-Za-z0-9._-].
+func ValidateServiceName(name string) error {
+	if name == "" {
+		return ledger.Errorf(ledger.EINVALID, "service name is required")
+	}
+	if len(name) > MaxServiceName {
+		return ledger.Errorf(ledger.EINVALID, "service name is %d characters long; the limit is %d", len(name), MaxServiceName)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return ledger.Errorf(ledger.EINVALID, "service name %q: only letters, digits, '.', '_' and '-' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// validateText checks a free-text field: valid UTF-8, bounded, no control
+// characters (which would break log lines and terminals).
+func validateText(field, s string, limit int) error {
+	if len(s) > limit {
+		return ledger.Errorf(ledger.EINVALID, "%s is %d bytes long; the limit is %d", field, len(s), limit)
+	}
+	if !utf8.ValidString(s) {
+		return ledger.Errorf(ledger.EINVALID, "%s is not valid UTF-8", field)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return ledger.Errorf(ledger.EINVALID, "%s contains control characters", field)
+	}
+	return nil
+}
+
+// validatePort checks that port is a TCP port number.
+func validatePort(port int) error {
+	if port < 1 || port > 65535 {
+		return ledger.Errorf(ledger.EINVALID, "port %d: want 1-65535", port)
+	}
+	return nil
+}
+
+// validatePID checks the shape of a PID; whether it is alive is asked of the OS.
+func validatePID(pid int) error {
+	if pid <= 1 {
+		return ledger.Errorf(ledger.EINVALID, "pid %d: want the PID of the service's process (> 1)", pid)
+	}
+	return nil
+}
+
+// ValidateHealthURL checks that u is an http(s) URL on a loopback host, so
+// the watchdog can never be pointed at another machine.
+func ValidateHealthURL(u string) error {
+	if u == "" {
+		return nil
+	}
+	if err := validateText("health_url", u, MaxHealthURL); err != nil {
+		return err
+	}
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return ledger.Errorf(ledger.EINVALID, "health_url %q: want an http:// URL on this machine, e.g. http://127.0.0.1:8000/health", u)
+	}
+	if !IsLoopbackHost(p.Hostname()) {
+		return ledger.Errorf(ledger.EINVALID, "health_url %q: only loopback hosts (127.0.0.1, ::1, localhost) are probed", u)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host is "localhost" or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validateAllocate checks every field of an allocation request that can be
+// checked without the registry.
+func validateAllocate(req ledger.AllocateRequest) error {
+	if err := ValidateServiceName(req.ServiceName); err != nil {
+		return err
+	}
+	if err := validateText("started_by", req.StartedBy, MaxStartedBy); err != nil {
+		return err
+	}
+	if err := validateText("purpose", req.Purpose, MaxPurpose); err != nil {
+		return err
+	}
+	if req.Port != 0 {
+		if err := validatePort(req.Port); err != nil {
+			return err
+		}
+	}
+	if req.PID != 0 {
+		if err := validatePID(req.PID); err != nil {
+			return err
+		}
+	}
+	if req.Lease < 0 || time.Duration(req.Lease*float64(time.Second)) > MaxLease {
+		return ledger.Errorf(ledger.EINVALID, "lease %gs: want 0 to %s", req.Lease, MaxLease)
+	}
+	return ValidateHealthURL(req.HealthURL)
+}

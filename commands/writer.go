@@ -1,0 +1,141 @@
+package commands
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+)
+
+var zeroID ulid.ULID
+
+// request is one command waiting for the writer. decide runs on the writer
+// goroutine against a draft of the registry that already holds the effects
+// of the commands before it in the same group; it returns the events to
+// append (none is fine) or an error that refuses the command alone.
+type request struct {
+	decide func(draft *projection.Registry, now time.Time) ([]ledger.Event, error)
+	done   chan result
+}
+
+// result is the writer's answer: the committed events, and a copy of the
+// allocation of the command's port right after them (nil if the port is free).
+type result struct {
+	events []ledger.Event
+	alloc  *ledger.Allocation
+	err    error
+}
+
+// writer is the only goroutine that appends to the log. It takes a group of
+// waiting commands, decides them in order, commits all their events in one
+// transaction (one fsync pair), applies them to the registry, and only then
+// answers the callers. If the commit fails every command of the group fails
+// and the registry is untouched.
+func (l *Ledger) writer() {
+	defer close(l.done)
+	batch := make([]*request, 0, l.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+		case <-l.stop:
+			return
+		}
+	fill:
+		for len(batch) < l.cfg.MaxBatch {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+func (l *Ledger) commit(batch []*request) {
+	now := l.cfg.Now()
+	l.mu.RLock()
+	draft := l.reg.Clone()
+	l.mu.RUnlock()
+
+	results := make([]result, len(batch))
+	spans := make([][2]int, len(batch))
+	var events []ledger.Event
+	for i, r := range batch {
+		evs, err := r.decide(draft, now)
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		spans[i] = [2]int{len(events), len(events) + len(evs)}
+		for _, e := range evs {
+			draft.Apply(e)
+		}
+		events = append(events, evs...)
+	}
+
+	if len(events) > 0 {
+		committed, err := l.log.Append(events, l.snapshotFunc())
+		if err != nil {
+			err = fmt.Errorf("commit: %w", err)
+			for i := range batch {
+				if results[i].err == nil && spans[i][1] > spans[i][0] {
+					results[i].err = err
+				}
+			}
+			events = nil
+		} else {
+			events = committed
+		}
+	}
+
+	l.mu.Lock()
+	for i := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		s := spans[i]
+		for _, e := range events[s[0]:s[1]] {
+			l.reg.Apply(e)
+		}
+		results[i].events = events[s[0]:s[1]]
+		if len(results[i].events) > 0 {
+			if a := l.reg.Allocs[results[i].events[0].Port]; a != nil {
+				cp := *a
+				results[i].alloc = &cp
+			}
+		}
+	}
+	l.mu.Unlock()
+
+	if len(events) > 0 {
+		l.publish(events)
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// snapshotFunc returns the hook that stores a registry snapshot in the same
+// transaction as the events that complete every SnapshotEvery-th event.
+func (l *Ledger) snapshotFunc() ledger.SnapshotFunc {
+	every := l.cfg.SnapshotEvery
+	return func(count uint64, batch []ledger.Event) ([]byte, error) {
+		before := count - uint64(len(batch))
+		if count/every == before/every {
+			return nil, nil
+		}
+		l.mu.RLock()
+		reg := l.reg.Clone()
+		l.mu.RUnlock()
+		for _, e := range batch {
+			reg.Apply(e)
+		}
+		return reg.MarshalSnapshot()
+	}
+}
