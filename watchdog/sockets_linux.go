@@ -1,0 +1,140 @@
+//go:build linux
+
+package watchdog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// procRoot is where Linux shows processes and sockets.
+const procRoot = "/proc"
+
+// listListeners reads the listening TCP sockets from /proc/net/tcp and
+// /proc/net/tcp6: two file reads, against gopsutil's walk over every file
+// descriptor of every process. Owners are resolved later, only where needed.
+func listListeners(ctx context.Context) (listing, error) {
+	out := make(listing)
+	b, err := os.ReadFile(procRoot + "/net/tcp")
+	if err != nil {
+		return nil, err
+	}
+	if err := parseProcNetTCP(b, out); err != nil {
+		return nil, err
+	}
+	b, err = os.ReadFile(procRoot + "/net/tcp6")
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // no IPv6 on this machine
+	case err != nil:
+		return nil, err
+	default:
+		if err := parseProcNetTCP(b, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, ctx.Err()
+}
+
+// tcpListen is the state code of a listening socket in /proc/net/tcp.
+const tcpListen = "0A"
+
+// parseProcNetTCP adds the listening sockets of one /proc/net/tcp{,6} table
+// to out. A line looks like
+//
+//	0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000  0 123456 1 ...
+//
+// where field 1 is the local address with the port in hex, field 3 the state
+// and field 9 the socket inode.
+func parseProcNetTCP(b []byte, out listing) error {
+	_, b, _ = bytes.Cut(b, []byte("\n")) // the header
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		var f [10][]byte
+		n := 0
+		for n < len(f) {
+			line = bytes.TrimLeft(line, " ")
+			if len(line) == 0 {
+				break
+			}
+			i := bytes.IndexByte(line, ' ')
+			if i < 0 {
+				i = len(line)
+			}
+			f[n], line = line[:i], line[i:]
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		if n < len(f) {
+			return errors.New("/proc/net/tcp: short line")
+		}
+		if string(f[3]) != tcpListen {
+			continue
+		}
+		_, hexPort, ok := bytes.Cut(f[1], []byte(":"))
+		if !ok {
+			return errors.New("/proc/net/tcp: bad local address")
+		}
+		port, err := strconv.ParseUint(string(hexPort), 16, 16)
+		if err != nil {
+			return errors.New("/proc/net/tcp: bad port")
+		}
+		inode, err := strconv.ParseUint(string(f[9]), 10, 64)
+		if err != nil {
+			return errors.New("/proc/net/tcp: bad inode")
+		}
+		out[int(port)] = append(out[int(port)], listener{Inode: inode})
+	}
+	return nil
+}
+
+// socketOwners searches the open files of every process for the wanted
+// socket inodes and returns the PID holding each one it finds. A socket
+// shared by several processes (inherited across fork) goes to the lowest
+// PID. Processes whose files we may not read are skipped.
+func socketOwners(ctx context.Context, want map[uint64]bool) map[uint64]int {
+	found := make(map[uint64]int, len(want))
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return found
+	}
+	pids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	for _, pid := range pids {
+		if ctx.Err() != nil || len(found) == len(want) {
+			break
+		}
+		dir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(dir + "/" + fd.Name())
+			if err != nil || !strings.HasPrefix(link, "socket:[") {
+				continue
+			}
+			inode, err := strconv.ParseUint(strings.TrimSuffix(link[len("socket:["):], "]"), 10, 64)
+			if err != nil || !want[inode] {
+				continue
+			}
+			if _, ok := found[inode]; !ok {
+				found[inode] = pid
+			}
+		}
+	}
+	return found
+}

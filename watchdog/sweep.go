@@ -1,0 +1,228 @@
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/ledger"
+)
+
+// Worker counts. Endpoint fetches wait on other processes, so many run at
+// once; submissions wait on the ledger's group commit, which gets cheaper
+// per event the more arrive together.
+const (
+	fetchWorkers  = 32
+	submitWorkers = 16
+)
+
+// Sweep probes every allocation once, now, and submits what changed: health
+// transitions, releases of dead or expired allocations, new conflicts. It
+// waits for a sweep in progress (of Run or another caller) to finish first.
+// The error is non-nil when the registry cannot be read (then nothing was
+// probed) or when some submissions failed (the result is still complete).
+func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
+	w.sweepMu.Lock()
+	defer w.sweepMu.Unlock()
+
+	began := time.Now() // monotonic: for the duration only; decisions use the injected clock
+	now := w.opts.Now()
+	st, err := w.svc.Status(ctx, ulid.ULID{})
+	if err != nil {
+		return ledger.SweepResult{}, fmt.Errorf("watchdog: read registry: %w", err)
+	}
+	allocs := st.PortManager.Allocations
+
+	socks, lerr := w.sockets.list(ctx)
+	if lerr != nil {
+		w.opts.Logger.Warn("watchdog: cannot list listening sockets; connecting to each port instead", "err", lerr)
+		socks = nil
+	}
+	probes := w.probeAll(ctx, allocs, socks)
+
+	res := ledger.SweepResult{At: now, Ports: make([]ledger.PortCheck, len(allocs)), Conflicts: []ledger.Conflict{}}
+	decisions := make([]decision, len(allocs))
+	seen := make(map[trackerKey]bool, len(allocs))
+	var todo []int
+	for i, a := range allocs {
+		key := trackerKey{Port: a.Port, EventID: a.EventID}
+		seen[key] = true
+		t := w.trackers[key]
+		if t == nil {
+			t = &tracker{}
+			w.trackers[key] = t
+		}
+		d := decide(a, probes[i], t, now, w.opts)
+		decisions[i] = d
+		p := probes[i]
+		res.Ports[i] = ledger.PortCheck{
+			Port: a.Port, ServiceName: a.ServiceName, PID: a.PID,
+			Alive: p.Alive, Listening: p.Listening, Endpoint: p.Endpoint,
+			Health: current(a), Reason: d.Finding,
+		}
+		if d.To != current(a) || d.Release != "" {
+			todo = append(todo, i)
+		}
+	}
+	for key := range w.trackers {
+		if !seen[key] {
+			delete(w.trackers, key)
+		}
+	}
+
+	var (
+		issues atomic.Int64
+		errMu  sync.Mutex
+		errs   []error
+	)
+	forEach(len(todo), submitWorkers, func(j int) {
+		i := todo[j]
+		health, action, issue, err := w.act(ctx, allocs[i], probes[i], decisions[i])
+		res.Ports[i].Health, res.Ports[i].Action = health, action
+		if issue {
+			issues.Add(1)
+		}
+		if err != nil {
+			errMu.Lock()
+			errs = append(errs, err)
+			errMu.Unlock()
+		}
+	})
+
+	if lerr == nil {
+		found, err := w.conflicts(ctx, st.PortManager, socks)
+		res.Conflicts = append(res.Conflicts, found...)
+		issues.Add(int64(len(found)))
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	dur := time.Since(began)
+	res.DurationMS = float64(dur.Microseconds()) / 1000
+	w.mu.Lock()
+	w.sweeps++
+	w.issues += issues.Load()
+	w.ports = len(allocs)
+	w.lastAt = now
+	w.lastDur = dur
+	w.mu.Unlock()
+	return res, errors.Join(errs...)
+}
+
+// current is the allocation's health as the registry holds it.
+func current(a ledger.Allocation) ledger.Health {
+	if a.HealthStatus.Valid() {
+		return a.HealthStatus
+	}
+	return ledger.HealthStarting
+}
+
+// probeAll probes every allocation: processes and the listing inline (they
+// are cheap and shared), endpoint fetches (and, when the listing failed,
+// connection attempts) by a bounded pool of workers.
+func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, socks listing) []probe {
+	out := make([]probe, len(allocs))
+	procs := make(processCache)
+	var slow []int
+	for i, a := range allocs {
+		p := &out[i]
+		p.EndpointOK = true
+		if a.PID > 0 {
+			p.Alive, p.Gone = checkProcess(ctx, procs, a)
+		}
+		if socks != nil {
+			p.Listening = len(socks[a.Port]) > 0
+		}
+		if socks == nil || wantsFetch(a, *p) {
+			slow = append(slow, i)
+		}
+	}
+	forEach(len(slow), fetchWorkers, func(j int) {
+		i := slow[j]
+		a, p := allocs[i], &out[i]
+		if socks == nil {
+			p.Listening = dialListening(ctx, a.Port, w.opts.HTTPTimeout)
+		}
+		if wantsFetch(a, *p) {
+			p.Endpoint, p.EndpointOK = w.http.check(ctx, a.HealthURL)
+		}
+	})
+	return out
+}
+
+// wantsFetch says whether the allocation's health URL is worth fetching: it
+// has one, and its process (if it names one) is alive.
+func wantsFetch(a ledger.Allocation, p probe) bool {
+	return a.HealthURL != "" && (a.PID <= 0 || p.Alive)
+}
+
+// act submits one decision: the health transition first (a dead allocation
+// is recorded dead before it is released), then the release. It returns the
+// health after the sweep, "released" if the port was freed, and whether this
+// counts as an issue (a transition to unhealthy or dead, or a release). An
+// allocation that vanished or changed hands meanwhile is left alone.
+func (w *Watchdog) act(ctx context.Context, a ledger.Allocation, p probe, d decision) (health ledger.Health, action string, issue bool, err error) {
+	health = current(a)
+	log := w.opts.Logger.With("port", a.Port, "service", a.ServiceName, "pid", a.PID)
+	if d.To != health {
+		err := w.svc.RecordHealth(ctx, ledger.HealthReport{
+			Port: a.Port, EventID: a.EventID, To: d.To, Reason: d.Finding,
+			Alive: p.Alive, Listening: p.Listening, Endpoint: p.Endpoint,
+		})
+		switch ledger.ErrorCode(err) {
+		case "":
+			log.Info("health changed", "from", health, "to", d.To, "reason", d.Finding)
+			health = d.To
+			issue = d.To == ledger.HealthUnhealthy || d.To == ledger.HealthDead
+		case ledger.ENOTFOUND, ledger.ECONFLICT:
+			return health, "", false, nil
+		default:
+			return health, "", false, fmt.Errorf("watchdog: record health of port %d: %w", a.Port, err)
+		}
+	}
+	if d.Release == "" {
+		return health, "", issue, nil
+	}
+	_, err = w.svc.Release(ctx, ledger.ReleaseRequest{
+		Port: a.Port, EventID: a.EventID, ReleasedBy: ReleasedBy, Reason: d.Release,
+	})
+	switch ledger.ErrorCode(err) {
+	case "":
+		log.Info("released", "reason", d.Release)
+		return health, "released", true, nil
+	case ledger.ENOTFOUND, ledger.ECONFLICT:
+		return health, "", issue, nil
+	default:
+		return health, "", issue, fmt.Errorf("watchdog: release port %d: %w", a.Port, err)
+	}
+}
+
+// forEach calls fn(0..n-1) on at most workers goroutines and waits for all.
+func forEach(n, workers int, fn func(i int)) {
+	if n == 0 {
+		return
+	}
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
