@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -78,18 +79,16 @@ func Open(path string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
+	if err := checkFile(path, opts.Timeout); err != nil {
+		return nil, openError(path, opts.Timeout, err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      opts.Timeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
 	})
-	switch {
-	case errors.Is(err, bolt.ErrTimeout):
-		return nil, fmt.Errorf("open log %s: %w (waited %s; is `ledger serve` running on this data directory?)", path, ErrLocked, opts.Timeout)
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
-		return nil, fmt.Errorf("open log %s: %w: %v", path, ErrCorrupt, err)
-	case err != nil:
-		return nil, fmt.Errorf("open log %s: %w", path, err)
+	if err != nil {
+		return nil, openError(path, opts.Timeout, err)
 	}
 	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -108,6 +107,57 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open log %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// checkFile refuses an existing file that is not a whole bbolt file before
+// it is opened for writing. bbolt reads the freelist page while it opens a
+// file for writing, and a page past the end of a truncated file panics or
+// faults, so the file is first mapped read-only (which reads only the
+// checksummed meta pages) and its size compared with the pages it claims.
+// Nothing is written to the file here.
+func checkFile(path string, timeout time.Duration) error {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.Size() == 0 {
+		return nil // an empty file becomes a new ledger
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) || errors.Is(err, fs.ErrPermission) {
+			return err
+		}
+		// The file opened but bbolt cannot read it as a database (bad meta
+		// pages, or too small to hold them).
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	defer db.Close()
+	var need int64
+	_ = db.View(func(tx *bolt.Tx) error {
+		need = tx.Size()
+		return nil
+	})
+	if info.Size() < need {
+		return fmt.Errorf("%w: the file is %d bytes but its pages need %d: truncated", ErrCorrupt, info.Size(), need)
+	}
+	return nil
+}
+
+// openError explains an error of bbolt's Open.
+func openError(path string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return fmt.Errorf("open log %s: %w (waited %s; is `ledger serve` running on this data directory?)", path, ErrLocked, timeout)
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("open log %s: %w", path, err)
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+		return fmt.Errorf("open log %s: %w: %v", path, ErrCorrupt, err)
+	}
+	return fmt.Errorf("open log %s: %w", path, err)
 }
 
 // Close closes the file.
