@@ -66,10 +66,12 @@ func handleStatus(svc ledger.Service, wd Watchdog, now func() time.Time, log *sl
 		}
 		switch {
 		case !at.IsZero():
+			// The past keeps no watchdog counters; report what the
+			// service knows.
 		case wd != nil:
 			st.Watchdog = wd.Status()
 		default:
-			st.Watchdog = ledger.WatchdogStatus{Running: false}
+			st.Watchdog.Running = false
 		}
 		if st.PortManager.Allocations == nil {
 			st.PortManager.Allocations = []ledger.Allocation{}
