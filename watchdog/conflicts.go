@@ -71,7 +71,11 @@ func (w *Watchdog) conflicts(ctx context.Context, pm ledger.PortManagerStatus, s
 			continue
 		}
 		cmd := commandOf(ctx, pid)
-		if err := w.svc.RecordConflict(ctx, port, pid, cmd); err != nil {
+		switch err := w.svc.RecordConflict(ctx, port, pid, cmd); ledger.ErrorCode(err) {
+		case "":
+		case ledger.ECONFLICT: // allocated since the look-up
+			continue
+		default:
 			errs = append(errs, fmt.Errorf("watchdog: record conflict on port %d: %w", port, err))
 			continue
 		}
