@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +113,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*d = Duration(f * float64(time.Second))
+	// Rounded, not truncated: 1234.567 s is 1234566999999.99 ns in float64.
+	*d = Duration(math.Round(f * float64(time.Second)))
 	return nil
 }
 

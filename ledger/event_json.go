@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -111,7 +112,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	case EventAllocated:
 		e.Allocated = &Allocated{ServiceName: j.ServiceName, StartedBy: j.StartedBy, Purpose: j.Purpose,
 			PID: j.PID, PIDStarted: started, HealthURL: j.HealthURL,
-			Lease: time.Duration(j.LeaseS * float64(time.Second))}
+			Lease: time.Duration(math.Round(j.LeaseS*1000)) * time.Millisecond}
 	case EventPIDRegistered:
 		e.PIDRegistered = &PIDRegistered{PID: j.PID, PIDStarted: started, Cmdline: j.Cmdline}
 	case EventHealthChanged:
@@ -121,7 +122,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		e.StatsReported = &StatsReported{RequestCount: deref(j.RequestCount), ErrorCount: deref(j.ErrorCount)}
 	case EventReleased:
 		e.Released = &Released{Reason: j.Reason, ReleasedBy: j.ReleasedBy,
-			DurationMS: int64(j.DurationS*1000 + 0.5), RequestCount: deref(j.RequestCount), ErrorCount: deref(j.ErrorCount)}
+			DurationMS: int64(math.Round(j.DurationS * 1000)), RequestCount: deref(j.RequestCount), ErrorCount: deref(j.ErrorCount)}
 	case EventConflictDetected:
 		e.Conflict = &ConflictDetected{PID: j.PID, Command: j.Command}
 	case EventRangeChanged:

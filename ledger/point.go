@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +141,11 @@ func parseAgo(s string) (time.Duration, bool) {
 		case 'w':
 			unit = 7 * 24 * time.Hour
 		default:
+			return 0, false
+		}
+		// A duration past time.Duration's ~292 years would wrap around
+		// into the future.
+		if time.Duration(n) > math.MaxInt64/unit || total > math.MaxInt64-time.Duration(n)*unit {
 			return 0, false
 		}
 		total += time.Duration(n) * unit
