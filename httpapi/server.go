@@ -103,14 +103,11 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // machines can reach unless a token guards it. addr is host:port; a host that
 // is empty, a wildcard or a name other than localhost counts as reachable.
 func CheckListenAddr(addr, token string) error {
-	if token != "" {
-		return nil
-	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return ledger.Errorf(ledger.EINVALID, "listen address %q: %v", addr, err)
+		return ledger.Errorf(ledger.EINVALID, "listen address %q: want host:port, e.g. 127.0.0.1:7999", addr)
 	}
-	if commands.IsLoopbackHost(host) {
+	if token != "" || commands.IsLoopbackHost(host) {
 		return nil
 	}
 	if host == "" {
