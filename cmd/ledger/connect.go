@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/httpapi"
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+)
+
+// common holds the flags every subcommand takes.
+type common struct {
+	data  string
+	addr  string
+	token string
+	rng   string
+	json  bool
+}
+
+// newFlags returns a flag set for a subcommand with the common flags. usage
+// is the one-line synopsis; help explains the subcommand.
+func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVar(&c.data, "data", envOr(e, "LEDGER_DATA", ledger.DefaultDataDir()), "data directory (env LEDGER_DATA)")
+	fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
+	fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
+	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI; recorded in the ledger when it changes (env LEDGER_RANGE)")
+	if withJSON {
+		fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ledger %s\n\n%s\n\nFlags:\n", synopsis, strings.TrimSpace(help))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func envOr(e *env, key, def string) string {
+	if v := e.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// parse parses args. --help prints the subcommand's help on stdout and
+// returns errHelp, which Run turns into success.
+func parse(e *env, fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(e.stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return errHelp
+	}
+	if err != nil {
+		return usageError{msg: err.Error(), hint: fmt.Sprintf("Run 'ledger %s --help' for usage.", fs.Name())}
+	}
+	return nil
+}
+
+// errHelp ends a subcommand after printing its help.
+var errHelp = errors.New("help printed")
+
+// backend is a ledger.Service with what it takes to close it: a client of a
+// running daemon, or the ledger file opened in this process.
+type backend struct {
+	ledger.Service
+	client *httpapi.Client   // set when a daemon answered
+	local  *commands.Ledger  // set in embedded mode
+	log    *ledger.Log       // set in embedded mode
+	layout ledger.Layout
+}
+
+// embeddedLockTimeout is how long the embedded mode waits for another
+// ledger process to let go of the file. Many CLI calls at once queue on the
+// lock; each holds it for milliseconds.
+const embeddedLockTimeout = 10 * time.Second
+
+// connect returns the daemon's client when a daemon answers (on --addr if
+// given, else on the unix socket of the data directory), and otherwise
+// opens the ledger file in this process. An explicit --addr that does not
+// answer is an error, never a silent fallback to another ledger.
+func connect(ctx context.Context, c *common) (*backend, error) {
+	layout := ledger.Layout{Dir: c.data}
+	var rng ledger.Range
+	if c.rng != "" {
+		r, err := ledger.ParseRange(c.rng)
+		if err != nil {
+			return nil, usageError{msg: ledger.ErrorMessage(err)}
+		}
+		rng = r
+	}
+	b, err := dial(ctx, c, layout)
+	if err != nil {
+		return nil, err
+	}
+	if rng != (ledger.Range{}) {
+		if err := b.SetRange(ctx, rng); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error) {
+	if c.addr != "" {
+		base := c.addr
+		if !strings.Contains(base, "://") {
+			base = "http://" + base
+		}
+		cl := httpapi.NewClient(base, c.token)
+		if err := cl.Ping(ctx); err != nil {
+			return nil, fmt.Errorf("no ledger daemon answers at %s: %w", c.addr, err)
+		}
+		return &backend{Service: cl, client: cl, layout: layout}, nil
+	}
+	if _, err := os.Stat(layout.Socket()); err == nil {
+		cl := httpapi.NewSocketClient(layout.Socket(), c.token)
+		if cl.Ping(ctx) == nil {
+			return &backend{Service: cl, client: cl, layout: layout}, nil
+		}
+		// A socket file nobody answers on is left by a daemon that was
+		// killed: fall through to the file, which then tells the truth.
+	}
+	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: embeddedLockTimeout})
+	if err != nil {
+		if errors.Is(err, ledger.ErrLocked) {
+			return nil, fmt.Errorf("the ledger %s is held by another process and no daemon answers on %s: %w", layout.DB(), layout.Socket(), err)
+		}
+		return nil, err
+	}
+	local, err := commands.New(commands.Config{Log: log})
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	return &backend{Service: local, local: local, log: log, layout: layout}, nil
+}
+
+// Close brings the file projections up to date (embedded mode) and lets go
+// of the ledger.
+func (b *backend) Close() error {
+	if b.local == nil {
+		return nil
+	}
+	b.local.Close()
+	var errs []error
+	if f, err := projection.OpenFiles(b.layout, b.log); err != nil {
+		errs = append(errs, fmt.Errorf("projections: %w", err))
+	} else {
+		if _, err := f.CatchUp(); err != nil {
+			errs = append(errs, fmt.Errorf("projections: %w", err))
+		}
+		f.Close()
+	}
+	errs = append(errs, b.log.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,155 @@
+// Command ledger hands out TCP ports from a managed range, records who holds
+// each one and why, and answers who held any port at any moment in the past.
+// See `ledger help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/portledger/portledger/ledger"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+func main() {
+	err := Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	os.Exit(report(err, os.Stderr))
+}
+
+// report prints err as `ledger: ...` and returns the exit code: 0 for
+// success, 2 for usage errors, the child's code for `ledger run`, else 1.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ex exitError
+	if errors.As(err, &ex) {
+		if ex.msg != "" {
+			fmt.Fprintf(stderr, "ledger: %s\n", ex.msg)
+		}
+		return ex.code
+	}
+	var u usageError
+	if errors.As(err, &u) {
+		fmt.Fprintf(stderr, "ledger: %s\n", u.msg)
+		if u.hint != "" {
+			fmt.Fprintln(stderr, u.hint)
+		}
+		return 2
+	}
+	msg := err.Error()
+	if ledger.ErrorCode(err) != ledger.EINTERNAL {
+		msg = ledger.ErrorMessage(err)
+	}
+	fmt.Fprintf(stderr, "ledger: %s\n", msg)
+	return 1
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct {
+	msg  string
+	hint string
+}
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitError carries an exit code chosen by the subcommand (`ledger run`
+// exits with its child's code).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
+
+// subcommand is one `ledger X`.
+type subcommand struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+func subcommands() []subcommand {
+	return []subcommand{
+		{"serve", "run the daemon: own the ledger, serve the REST API and watch the holders", runServe},
+		{"allocate", "allocate a port for a service and print it", runAllocate},
+		{"register-pid", "record the process that holds a port", runRegisterPID},
+		{"release", "free a port", runRelease},
+		{"status", "show the registry (now, or --at a moment of the past)", runStatus},
+		{"history", "list the events of a port, a service or a time window", runHistory},
+		{"replay", "rebuild port_registry.json and the JSONL logs from the event log", runReplay},
+		{"check", "run one watchdog sweep now", runCheck},
+		{"events", "print events after a position, and follow new ones", runEvents},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// env is what a subcommand needs from the process.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// Run runs the ledger command line. main only calls Run; tests call it too.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	if len(args) == 0 {
+		printUsage(stderr)
+		return usageError{msg: "no subcommand given"}
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		printUsage(stdout)
+		return nil
+	case "-v", "--version":
+		name = "version"
+	}
+	for _, sc := range subcommands() {
+		if sc.name == name {
+			err := sc.run(ctx, e, args[1:])
+			if errors.Is(err, errHelp) {
+				return nil
+			}
+			return err
+		}
+	}
+	return usageError{msg: fmt.Sprintf("unknown subcommand %q", name), hint: "Run 'ledger help' for the list."}
+}
+
+func printUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`ledger hands out TCP ports from a managed range (default 8000-8100), records who
+holds each one and why, watches the holders and frees the ports of dead
+services. Every change is an event in an append-only log; the registry,
+port_registry.json and the daily JSONL logs are rebuilt from it.
+
+Usage: ledger <subcommand> [flags] [args]
+
+Subcommands:
+`)
+	for _, sc := range subcommands() {
+		fmt.Fprintf(&b, "  %-13s %s\n", sc.name, sc.summary)
+	}
+	b.WriteString(`
+Run 'ledger <subcommand> --help' for its flags. Every subcommand takes --data.
+When 'ledger serve' runs, other subcommands go through it; otherwise they open
+the ledger file themselves.
+
+Environment: LEDGER_DATA (--data), LEDGER_ADDR (--addr), LEDGER_RANGE (--range),
+LEDGER_TOKEN (--token), LEDGER_SERVICE (--service).
+`)
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/httpapi"
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+	"github.com/portledger/portledger/watchdog"
+)
+
+// DefaultAddr is where the daemon serves the REST API over TCP.
+const DefaultAddr = "127.0.0.1:7999"
+
+// shutdownGrace bounds a clean stop: in-flight requests are answered, the
+// writer drains, the projections are flushed.
+const shutdownGrace = 4 * time.Second
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	var c common
+	var wopts watchdog.Options
+	fs := newFlags(e, "serve", "serve [--addr 127.0.0.1:7999] [--range 8000-8100] [--interval 30s] [--data DIR]", `
+Run the daemon. It owns the ledger file, serves the REST API on the unix
+socket ledger.sock in the data directory (mode 0600) and on --addr, keeps
+port_registry.json and the daily JSONL logs up to date, and runs the watchdog,
+which checks every allocation every --interval and frees the ports of dead
+services. Other ledger commands go through it while it runs.
+SIGINT or SIGTERM stop it cleanly. --addr '' serves the unix socket only.
+A non-loopback --addr needs --token.`, &c, false)
+	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
+	fs.DurationVar(&wopts.StartGrace, "start-grace", watchdog.DefaultStartGrace, "time a new allocation may take to start listening")
+	fs.IntVar(&wopts.Failures, "failures", watchdog.DefaultFailures, "failed checks in a row before a health change")
+	fs.DurationVar(&wopts.Lease, "lease", watchdog.DefaultLease, "how long a port is kept that never got a PID or a listener")
+	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	addr := c.addr
+	if !flagSet(fs, "addr") && e.getenv("LEDGER_ADDR") == "" {
+		addr = DefaultAddr
+	}
+	if wopts.Interval <= 0 || wopts.Failures < 1 || wopts.StartGrace < 0 || wopts.Lease <= 0 {
+		return usagef("--interval and --lease must be positive, --failures at least 1, --start-grace not negative")
+	}
+	if addr != "" {
+		if err := httpapi.CheckListenAddr(addr, c.token); err != nil {
+			return usagef("--addr: %s", ledger.ErrorMessage(err))
+		}
+	}
+	var rng ledger.Range
+	if c.rng != "" {
+		r, err := ledger.ParseRange(c.rng)
+		if err != nil {
+			return usagef("--range: %s", ledger.ErrorMessage(err))
+		}
+		rng = r
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	d, err := startDaemon(ctx, c.data, addr, c.token, rng, wopts, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("serving", "data", c.data, "socket", d.layout.Socket(), "addr", d.addrDesc(), "range", d.svc.Registry().Range.String())
+	<-ctx.Done()
+	logger.Info("stopping")
+	return d.shutdown()
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}
+
+// daemon is a running `ledger serve`.
+type daemon struct {
+	layout  ledger.Layout
+	log     *ledger.Log
+	svc     *commands.Ledger
+	files   *projection.Files
+	wd      *watchdog.Watchdog
+	servers []*http.Server
+	tcp     net.Listener
+	logger  *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (d *daemon) addrDesc() string {
+	if d.tcp == nil {
+		return "(unix socket only)"
+	}
+	return d.tcp.Addr().String()
+}
+
+// startDaemon opens everything and starts serving. On error nothing is left
+// running or open.
+func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range, wopts watchdog.Options, logger *slog.Logger) (_ *daemon, err error) {
+	layout := ledger.Layout{Dir: data}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if _, serr := os.Stat(layout.Socket()); serr == nil {
+		if httpapi.NewSocketClient(layout.Socket(), token).Ping(ctx) == nil {
+			return nil, fmt.Errorf("a ledger daemon already serves %s (it answers on %s)", data, layout.Socket())
+		}
+	}
+	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: time.Second})
+	if errors.Is(err, ledger.ErrLocked) {
+		return nil, fmt.Errorf("another ledger process holds %s: is a `ledger serve` for %s starting or stopping? (%w)", layout.DB(), data, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{layout: layout, log: log, logger: logger}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	if d.svc, err = commands.New(commands.Config{Log: log}); err != nil {
+		return nil, err
+	}
+	if rng != (ledger.Range{}) {
+		if err = d.svc.SetRange(ctx, rng); err != nil {
+			return nil, err
+		}
+	}
+	if d.files, err = projection.OpenFiles(layout, log); err != nil {
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	if _, err = d.files.CatchUp(); err != nil {
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	wopts.Logger = logger
+	d.wd = watchdog.New(d.svc, wopts)
+	handler := httpapi.NewServer(httpapi.Config{
+		Service: d.svc, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
+	})
+
+	_ = os.Remove(layout.Socket()) // a socket file left by a killed daemon: nobody answered on it above
+	unixLn, err := net.Listen("unix", layout.Socket())
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", layout.Socket(), err)
+	}
+	if err = os.Chmod(layout.Socket(), 0o600); err != nil {
+		unixLn.Close()
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	listeners := []net.Listener{unixLn}
+	if addr != "" {
+		if d.tcp, err = net.Listen("tcp", addr); err != nil {
+			unixLn.Close()
+			os.Remove(layout.Socket())
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		listeners = append(listeners, d.tcp)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); d.project(runCtx) }()
+	go func() {
+		defer d.wg.Done()
+		if err := d.wd.Run(runCtx); err != nil {
+			logger.Error("watchdog stopped", "err", err)
+		}
+	}()
+	for _, ln := range listeners {
+		srv := httpapi.NewHTTPServer(handler)
+		srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+		d.servers = append(d.servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("server stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	return d, nil
+}
+
+// project keeps the file projections caught up: every commit wakes it, and
+// one CatchUp covers everything committed since the last one.
+func (d *daemon) project(ctx context.Context) {
+	for ctx.Err() == nil {
+		sub := d.svc.Subscribe(4096)
+		d.catchUp()
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				sub.Close()
+				return
+			case _, open = <-sub.C:
+			}
+			// Let a burst of commits gather into one catch-up.
+			for drained := false; !drained && open; {
+				select {
+				case _, open = <-sub.C:
+				default:
+					drained = true
+				}
+			}
+			d.catchUp()
+		}
+		sub.Close() // dropped: resubscribe; CatchUp reads the log, so nothing is missed
+	}
+}
+
+func (d *daemon) catchUp() {
+	if _, err := d.files.CatchUp(); err != nil {
+		d.logger.Error("projections", "err", err)
+	}
+}
+
+// shutdown stops serving (answering in-flight requests), stops the watchdog
+// and the writer, flushes the projections and removes the socket.
+func (d *daemon) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var errs []error
+	for _, srv := range d.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+			srv.Close()
+		}
+	}
+	d.cancel()
+	d.wg.Wait()
+	d.closeAll()
+	return errors.Join(errs...)
+}
+
+// closeAll closes what was opened, in order.
+func (d *daemon) closeAll() {
+	if d.svc != nil {
+		d.svc.Close()
+	}
+	if d.files != nil {
+		if _, err := d.files.CatchUp(); err != nil {
+			d.logger.Error("projections", "err", err)
+		}
+		d.files.Close()
+	}
+	if d.log != nil {
+		d.log.Close()
+	}
+	os.Remove(d.layout.Socket())
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portledger/portledger/ledger"
+)
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	var c common
+	var at string
+	fs := newFlags(e, "status", "status [--at T] [--json]", `
+Show the registry: the range, how many ports are taken, and who holds each
+one (port, service, pid, health, since, purpose). --json prints the REST
+status object {"port_manager": {...}, "watchdog": {...}}.
+--at shows the registry as it was at a moment: RFC 3339, YYYY-MM-DD[ HH:MM[:SS]]
+(local time), an event ULID, or a duration ago (90m, 2h, 7d).`, &c, true)
+	fs.StringVar(&at, "at", "", "show the registry as of this moment")
+	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("status takes no arguments, got %q", fs.Args())
+	}
+	point, err := ledger.ParsePoint(at, time.Now())
+	if err != nil {
+		return usagef("--at: %s", ledger.ErrorMessage(err))
+	}
+	b, err := connect(ctx, &c)
+	if err != nil {
+		return err
+	}
+	st, err := b.Status(ctx, point)
+	if err = closeWith(b, err); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(e.stdout, st)
+	}
+	return printStatus(e.stdout, st, at)
+}
+
+func printStatus(w io.Writer, st ledger.Status, at string) error {
+	pm := st.PortManager
+	when := "now"
+	if at != "" {
+		when = "at " + at
+		if pm.AsOf == ([16]byte{}) {
+			when += " (before the first event: the ledger was empty)"
+		}
+	}
+	fmt.Fprintf(w, "Port range %s: %d ports, %d allocated, %d available (%s)\n",
+		pm.PortRange, pm.TotalPorts, pm.AllocatedPorts, pm.AvailablePorts, when)
+	wd := st.Watchdog
+	if wd.Running {
+		fmt.Fprintf(w, "Watchdog: running, every %gs, %d checks, %d issues, %d ports monitored\n",
+			wd.CheckInterval, wd.ChecksPerformed, wd.IssuesDetected, wd.MonitoredPorts)
+	} else {
+		fmt.Fprintln(w, "Watchdog: not running (start it with `ledger serve`)")
+	}
+	if len(pm.Allocations) == 0 {
+		_, err := fmt.Fprintln(w, "\nNo ports allocated.")
+		return err
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tHEALTH\tSINCE\tPURPOSE")
+	for _, a := range pm.Allocations {
+		pid := "-"
+		if a.PID != 0 {
+			pid = strconv.Itoa(a.PID)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Port, a.ServiceName, pid, a.HealthStatus,
+			a.AllocatedAt.Local().Format("2006-01-02 15:04:05"), a.Purpose)
+	}
+	if len(pm.Conflicts) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "FOREIGN LISTENERS IN THE RANGE\t\t\t\t\t")
+		for _, x := range pm.Conflicts {
+			fmt.Fprintf(tw, "%d\t(not allocated)\t%d\t\t%s\t%s\n", x.Port, x.PID, x.DetectedAt.Local().Format("2006-01-02 15:04:05"), x.Command)
+		}
+	}
+	return tw.Flush()
+}
