@@ -75,9 +75,9 @@ var errHelp = errors.New("help printed")
 // running daemon, or the ledger file opened in this process.
 type backend struct {
 	ledger.Service
-	client *httpapi.Client   // set when a daemon answered
-	local  *commands.Ledger  // set in embedded mode
-	log    *ledger.Log       // set in embedded mode
+	client *httpapi.Client  // set when a daemon answered
+	local  *commands.Ledger // set in embedded mode
+	log    *ledger.Log      // set in embedded mode
 	layout ledger.Layout
 }
 
