@@ -106,6 +106,10 @@ func (r *Registry) Clone() *Registry {
 	}
 	for p, a := range r.Allocs {
 		cp := *a
+		if a.PIDStartedAt != nil {
+			m := *a.PIDStartedAt
+			cp.PIDStartedAt = &m
+		}
 		c.Allocs[p] = &cp
 	}
 	for s, p := range r.LastPort {
