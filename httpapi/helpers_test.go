@@ -68,7 +68,8 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	wd := &stubWatchdog{
 		status: ledger.WatchdogStatus{Running: true, CheckInterval: 30, ChecksPerformed: 42, IssuesDetected: 3, MonitoredPorts: 7},
 		result: ledger.SweepResult{At: time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), DurationMS: 1.5,
-			Ports: []ledger.PortCheck{{Port: 42000, ServiceName: "api", PID: 1234, Alive: true, Listening: true, Health: ledger.HealthHealthy}}},
+			Ports:     []ledger.PortCheck{{Port: 42000, ServiceName: "api", PID: 1234, Alive: true, Listening: true, Health: ledger.HealthHealthy}},
+			Conflicts: []ledger.Conflict{}},
 	}
 	logs := &bytes.Buffer{}
 	cfg := Config{
