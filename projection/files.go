@@ -380,28 +380,10 @@ func readAt(file *os.File, from, to int64) ([]byte, error) {
 	return b, nil
 }
 
-// registryAt returns the registry after the event pos (zero: before any),
-// starting from the newest snapshot at or before pos when there is a
-// readable one.
+// registryAt returns the registry after the event pos (zero: before any).
 func registryAt(log *ledger.Log, pos ulid.ULID) (*Registry, error) {
 	if pos == (ulid.ULID{}) {
-		return NewRegistry(), nil
+		return NewRegistry(), nil // StateAt reads a zero point as the whole log
 	}
-	id, data, ok, err := log.Snapshot(pos)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		if reg, err := UnmarshalSnapshot(data); err == nil && reg.Last == id {
-			err := log.Scan(id, pos, func(e ledger.Event) error {
-				reg.Apply(e)
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			return reg, nil
-		}
-	}
-	return Fold(log, pos)
+	return StateAt(log, pos)
 }
