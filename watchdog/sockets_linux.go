@@ -16,11 +16,22 @@ import (
 // procRoot is where Linux shows processes and sockets.
 const procRoot = "/proc"
 
-// listListeners reads the listening TCP sockets from /proc/net/tcp and
-// /proc/net/tcp6: two file reads, against gopsutil's walk over every file
-// descriptor of every process. Owners are resolved later, only where needed.
+// listListeners asks the kernel for the listening TCP sockets through
+// sock_diag, and reads /proc/net/tcp{,6} where that is not allowed. Either
+// is one query per sweep, against gopsutil's walk over every file descriptor
+// of every process; owners are resolved later, only where needed.
 func listListeners(ctx context.Context) (listing, error) {
 	out := make(listing)
+	if err := diagListeners(out); err == nil {
+		return out, ctx.Err()
+	}
+	clear(out)
+	return procListeners(ctx, out)
+}
+
+// procListeners reads the listening sockets from /proc/net/tcp and
+// /proc/net/tcp6 into out.
+func procListeners(ctx context.Context, out listing) (listing, error) {
 	b, err := os.ReadFile(procRoot + "/net/tcp")
 	if err != nil {
 		return nil, err
