@@ -225,6 +225,9 @@ func (f *Files) load() error {
 	if err != nil {
 		return fmt.Errorf("open projection files: %w", err)
 	}
+	if err := removeTemps(f.layout.Registry()); err != nil {
+		return fmt.Errorf("open projection files: %w", err)
+	}
 	f.reg, f.pos = reg, pos
 	f.regID, f.regOK = readRegistryFile(f.layout.Registry())
 	return nil

@@ -13,6 +13,9 @@ import (
 	"github.com/portledger/portledger/ledger"
 )
 
+// replayDirPattern names the temporary folders of Replay.
+const replayDirPattern = ".replay-*"
+
 // ReplayOptions configure Replay.
 type ReplayOptions struct {
 	// Verify compares the rebuilt files with the ones in place and leaves
@@ -66,7 +69,15 @@ func Replay(layout ledger.Layout, log *ledger.Log, opts ReplayOptions) (ReplayRe
 	if err := os.MkdirAll(layout.Dir, 0o700); err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}
-	tmp, err := os.MkdirTemp(layout.Dir, ".replay-")
+	// A replay that crashed left its folder behind; whoever holds the log
+	// is the only writer, so any such folder is stale.
+	stale, _ := filepath.Glob(filepath.Join(layout.Dir, replayDirPattern))
+	for _, dir := range stale {
+		if err := os.RemoveAll(dir); err != nil {
+			return res, fmt.Errorf("replay: %w", err)
+		}
+	}
+	tmp, err := os.MkdirTemp(layout.Dir, replayDirPattern)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}

@@ -86,6 +86,30 @@ func TestReplayEmptyLog(t *testing.T) {
 		"{\n  \"allocations\": {},\n  \"last_event_id\": \"\",\n  \"port_range\": \"8000-8100\"\n}\n")
 }
 
+func TestLeftoversRemoved(t *testing.T) {
+	is := is.New(t)
+	log, layout := mustOpenLog(t)
+	liveFiles(t, log, layout, scenario())
+	want := readTree(t, layout)
+
+	// What a crash inside writeFileAtomic and inside Replay leaves behind.
+	tmpReg := filepath.Join(filepath.Dir(layout.Registry()), ".port_registry.json.tmp-123")
+	is.NoErr(os.WriteFile(tmpReg, []byte("{"), 0o600))
+	tmpDir := filepath.Join(layout.Dir, ".replay-456", "logs")
+	is.NoErr(os.MkdirAll(tmpDir, 0o700))
+	is.NoErr(os.WriteFile(filepath.Join(tmpDir, "allocations_20251115.jsonl"), []byte("{}\n"), 0o600))
+
+	files, err := OpenFiles(layout, log)
+	is.NoErr(err) // open
+	is.NoErr(files.Close())
+	_, err = os.Stat(tmpReg)
+	is.True(os.IsNotExist(err)) // the registry's temp file is gone
+
+	_, err = Replay(layout, log, ReplayOptions{Verify: true})
+	is.NoErr(err)                       // verify
+	is.Equal(readTree(t, layout), want) // the stale replay folder is gone too
+}
+
 func TestReplayProgress(t *testing.T) {
 	is := is.New(t)
 	log, layout := mustOpenLog(t)
