@@ -141,6 +141,11 @@ func checkFile(path string, timeout time.Duration) error {
 		need = tx.Size()
 		return nil
 	})
+	// Stat again under the shared lock: another process may have grown the
+	// file between the first look and the lock.
+	if info, err = os.Stat(path); err != nil {
+		return err
+	}
 	if info.Size() < need {
 		return fmt.Errorf("%w: the file is %d bytes but its pages need %d: truncated", ErrCorrupt, info.Size(), need)
 	}

@@ -106,8 +106,7 @@ type env struct {
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	if len(args) == 0 {
-		printUsage(stderr)
-		return usageError{msg: "no subcommand given"}
+		return usageError{msg: "no subcommand given", hint: "Run 'ledger help' for the list."}
 	}
 	name := args[0]
 	switch name {
