@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 )
@@ -41,4 +42,15 @@ func TestListingSeesListenersAndTheirOwner(t *testing.T) {
 	got, err = tab.list(ctx)
 	is.NoErr(err)
 	is.Equal(len(got[port4]), 0) // gone once closed
+}
+
+func TestDialListening(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	is.NoErr(err)
+	port := l.Addr().(*net.TCPAddr).Port
+	is.True(dialListening(ctx, port, time.Second)) // a listener accepts
+	is.NoErr(l.Close())
+	is.True(!dialListening(ctx, port, time.Second)) // a closed port refuses
 }

@@ -17,11 +17,13 @@ type probe struct {
 	EndpointOK bool   // true unless a fetched endpoint failed
 }
 
-// trackerKey names one allocation: a port and the ID of its allocated
-// event, so counters of an old holder never apply to a new one.
+// trackerKey names one allocation and its process: a port, the ID of its
+// allocated event (so counters of an old holder never apply to a new one)
+// and the PID (so a newly registered process starts with clean counters).
 type trackerKey struct {
 	Port    int
 	EventID ulid.ULID
+	PID     int
 }
 
 // tracker is the watchdog's memory of one allocation between sweeps. It

@@ -1,8 +1,10 @@
 package watchdog
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/ledger"
@@ -111,4 +113,13 @@ func TestDecideOwnLeaseWins(t *testing.T) {
 	is.Equal(d.Release, "") // within its own lease
 	d = decide(a, probe{EndpointOK: true}, &tr, t0.Add(time.Minute), opts)
 	is.Equal(d.Release, "lease of 1m0s ran out: no process registered and nothing listening on port 8000")
+}
+
+func TestClipKeepsWholeRunes(t *testing.T) {
+	is := is.New(t)
+	is.Equal(clip("short"), "short")
+	long := strings.Repeat("a", maxText-1) + "é and more"
+	got := clip(long)
+	is.Equal(len(got), maxText-1)  // the two-byte rune at the limit is dropped whole
+	is.True(utf8.ValidString(got)) // still valid UTF-8
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -49,7 +50,7 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 	seen := make(map[trackerKey]bool, len(allocs))
 	var todo []int
 	for i, a := range allocs {
-		key := trackerKey{Port: a.Port, EventID: a.EventID}
+		key := trackerKey{Port: a.Port, EventID: a.EventID, PID: a.PID}
 		seen[key] = true
 		t := w.trackers[key]
 		if t == nil {
@@ -171,8 +172,8 @@ func (w *Watchdog) act(ctx context.Context, a ledger.Allocation, p probe, d deci
 	log := w.opts.Logger.With("port", a.Port, "service", a.ServiceName, "pid", a.PID)
 	if d.To != health {
 		err := w.svc.RecordHealth(ctx, ledger.HealthReport{
-			Port: a.Port, EventID: a.EventID, To: d.To, Reason: d.Finding,
-			Alive: p.Alive, Listening: p.Listening, Endpoint: p.Endpoint,
+			Port: a.Port, EventID: a.EventID, To: d.To, Reason: clip(d.Finding),
+			Alive: p.Alive, Listening: p.Listening, Endpoint: clip(p.Endpoint),
 		})
 		switch ledger.ErrorCode(err) {
 		case "":
@@ -189,7 +190,7 @@ func (w *Watchdog) act(ctx context.Context, a ledger.Allocation, p probe, d deci
 		return health, "", issue, nil
 	}
 	_, err = w.svc.Release(ctx, ledger.ReleaseRequest{
-		Port: a.Port, EventID: a.EventID, ReleasedBy: ReleasedBy, Reason: d.Release,
+		Port: a.Port, EventID: a.EventID, ReleasedBy: ReleasedBy, Reason: clip(d.Release),
 	})
 	switch ledger.ErrorCode(err) {
 	case "":
@@ -200,6 +201,22 @@ func (w *Watchdog) act(ctx context.Context, a ledger.Allocation, p probe, d deci
 	default:
 		return health, "", issue, fmt.Errorf("watchdog: release port %d: %w", a.Port, err)
 	}
+}
+
+// maxText bounds the reason and endpoint texts of a submission; the ledger
+// refuses longer ones (512 bytes).
+const maxText = 512
+
+// clip shortens s to maxText bytes without splitting a UTF-8 sequence.
+func clip(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	i := maxText
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // forEach calls fn(0..n-1) on at most workers goroutines and waits for all.
