@@ -38,7 +38,13 @@ func (l *Ledger) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledg
 		if err != nil {
 			return nil, err
 		}
-		return []ledger.Event{{Type: ledger.EventAllocated, Port: port, Allocated: payload}}, nil
+		p := payload
+		if req.HealthPath != "" {
+			withURL := *payload
+			withURL.HealthURL = healthURLFor(port, req.HealthPath)
+			p = &withURL
+		}
+		return []ledger.Event{{Type: ledger.EventAllocated, Port: port, Allocated: p}}, nil
 	}})
 	if err != nil {
 		return ledger.Allocation{}, err

@@ -3,6 +3,7 @@ package commands
 import (
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -18,6 +19,7 @@ const (
 	MaxPurpose     = 512
 	MaxReason      = 512
 	MaxHealthURL   = 512
+	MaxHealthPath  = 256
 	MaxLease       = 7 * 24 * time.Hour
 )
 
@@ -122,5 +124,35 @@ func validateAllocate(req ledger.AllocateRequest) error {
 	if req.Lease < 0 || time.Duration(req.Lease*float64(time.Second)) > MaxLease {
 		return ledger.Errorf(ledger.EINVALID, "lease %gs: want 0 to %s", req.Lease, MaxLease)
 	}
-	return ValidateHealthURL(req.HealthURL)
+	if err := ValidateHealthURL(req.HealthURL); err != nil {
+		return err
+	}
+	return validateHealthPath(req)
+}
+
+// validateHealthPath checks a health path: it starts with "/" and makes a
+// valid loopback URL with any port.
+func validateHealthPath(req ledger.AllocateRequest) error {
+	path := req.HealthPath
+	if path == "" {
+		return nil
+	}
+	if req.HealthURL != "" {
+		return ledger.Errorf(ledger.EINVALID, "give health_url or health_path, not both")
+	}
+	if err := validateText("health_path", path, MaxHealthPath); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(path, "/") {
+		return ledger.Errorf(ledger.EINVALID, "health_path %q: want a path starting with /, e.g. /health", path)
+	}
+	if _, err := url.Parse(healthURLFor(65535, path)); err != nil {
+		return ledger.Errorf(ledger.EINVALID, "health_path %q: not a valid URL path", path)
+	}
+	return nil
+}
+
+// healthURLFor is the health URL of a service on port with a health path.
+func healthURLFor(port int, path string) string {
+	return "http://127.0.0.1:" + strconv.Itoa(port) + path
 }

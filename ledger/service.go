@@ -52,6 +52,11 @@ type AllocateRequest struct {
 	PID         int    `json:"pid,omitempty"`
 	Port        int    `json:"port,omitempty"` // preferred port; 0 lets the ledger choose
 	HealthURL   string `json:"health_url,omitempty"`
+	// HealthPath, instead of HealthURL, asks for the health URL
+	// http://127.0.0.1:PORT/PATH once the port is chosen, for callers that
+	// cannot know the port before asking (`ledger run --health /health`).
+	// It starts with "/".
+	HealthPath string `json:"health_path,omitempty"`
 	// Lease is how long, in seconds, the port is kept without a PID or a
 	// listener before the watchdog frees it; 0 for the default.
 	Lease float64 `json:"lease_s,omitempty"`
