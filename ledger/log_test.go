@@ -10,6 +10,7 @@ import (
 	"github.com/matryer/is"
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
+	bolt "go.etcd.io/bbolt"
 )
 
 // MustOpenLog opens a new log under tb.TempDir() and, when the test ends,
@@ -471,4 +472,48 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 	second := mustAppend(t, l, stats(8000, 9))
 	is.True(second[0].ID.Compare(first[len(first)-1].ID) > 0) // IDs keep increasing after reopen
+}
+
+func TestScanPortIndexWithoutCopies(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := ledger.Open(path, ledger.Options{})
+	is.NoErr(err) // open
+	evs := mustAppend(t, l, stats(8000, 1), stats(8001, 2), stats(8000, 3))
+	is.NoErr(l.Close())
+
+	// Index entries without the event's copy are looked up in the events
+	// bucket; an entry whose event is gone is corruption.
+	db, err := bolt.Open(path, 0o600, nil)
+	is.NoErr(err) // open the file with bbolt
+	is.NoErr(db.Update(func(tx *bolt.Tx) error {
+		idx := tx.Bucket([]byte("by_port"))
+		for _, e := range evs {
+			k := append([]byte{byte(e.Port >> 8), byte(e.Port)}, e.ID[:]...)
+			if err := idx.Put(k, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})) // empty every index value
+	is.NoErr(db.Close())
+
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err) // reopen
+	got := scanPort(t, l, 8000, ulid.ULID{}, ulid.ULID{})
+	is.Equal(got, []ledger.Event{evs[0], evs[2]}) // the events are found through their IDs
+	is.NoErr(l.Close())
+
+	db, err = bolt.Open(path, 0o600, nil)
+	is.NoErr(err) // open the file with bbolt again
+	is.NoErr(db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("events")).Delete(evs[2].ID[:])
+	})) // lose an event that the index names
+	is.NoErr(db.Close())
+
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err) // reopen
+	defer l.Close()
+	err = l.ScanPort(8000, ulid.ULID{}, ulid.ULID{}, func(ledger.Event) error { return nil })
+	is.True(errors.Is(err, ledger.ErrCorrupt)) // a dangling index entry is corruption
 }

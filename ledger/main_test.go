@@ -1,0 +1,15 @@
+package ledger_test
+
+import (
+	"os"
+	"testing"
+)
+
+// TestMain removes the benchmark fixture, if a benchmark built one.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixture.dir != "" {
+		_ = os.RemoveAll(fixture.dir)
+	}
+	os.Exit(code)
+}
