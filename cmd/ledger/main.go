@@ -89,6 +89,7 @@ func subcommands() []subcommand {
 		{"history", "list the events of a port, a service or a time window", runHistory},
 		{"replay", "rebuild port_registry.json and the JSONL logs from the event log", runReplay},
 		{"check", "run one watchdog sweep now", runCheck},
+		{"run", "run a command on a port of its own: allocate, start, watch, release", runRun},
 		{"events", "print events after a position, and follow new ones", runEvents},
 		{"version", "print the version", runVersion},
 	}
