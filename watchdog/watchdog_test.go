@@ -209,6 +209,13 @@ func TestForeignListenerIsRecordedOnce(t *testing.T) {
 	is.NoErr(err)            // allocate
 	is.True(a.Port != 23040) // never the squatted port
 	is.True(a.Port != 23042) // nor one we listen on
+
+	// The ledger skips a recorded conflict port even once its squatter has
+	// gone and the OS would let it bind.
+	kill(t, squatter)
+	b, err := svc.Allocate(ctx, ledger.AllocateRequest{ServiceName: "after"})
+	is.NoErr(err)            // allocate
+	is.True(b.Port != 23040) // the recorded conflict port is still skipped
 }
 
 func TestHealthEndpoint(t *testing.T) {
