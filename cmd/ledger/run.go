@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -106,6 +107,7 @@ Examples:
 
 // runService is `ledger run` after its flags are checked.
 func runService(ctx context.Context, e *env, c *common, o runOptions, argv []string) error {
+	e = withLockedOutput(e)
 	// Resolve the command before taking a port: a typo costs nothing.
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
@@ -198,6 +200,39 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		return nil
 	}
 	return exitError{code: code}
+}
+
+// withLockedOutput returns e with stdout and stderr safe to share with the
+// child: a writer that is not a file is fed by a copying goroutine of
+// os/exec while ledger run prints its own lines, so both go through one
+// lock. Files are passed to the child as they are.
+func withLockedOutput(e *env) *env {
+	_, outFile := e.stdout.(*os.File)
+	_, errFile := e.stderr.(*os.File)
+	if outFile && errFile {
+		return e
+	}
+	var mu sync.Mutex
+	locked := *e
+	if !outFile {
+		locked.stdout = &lockedWriter{mu: &mu, w: e.stdout}
+	}
+	if !errFile {
+		locked.stderr = &lockedWriter{mu: &mu, w: e.stderr}
+	}
+	return &locked
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // step opens the ledger (or reaches the daemon), does one thing and lets go
