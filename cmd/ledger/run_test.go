@@ -107,6 +107,9 @@ func startRun(t *testing.T, data string, runArgs []string, childArgs ...string) 
 	cmd := runCmd(t, data, append(args, childArgs...)...)
 	r := &ledgerRun{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, r.stderr
+	// A child that outlives a killed ledger run keeps the stderr pipe open:
+	// wait for the pipe only this long after ledger run exits.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -472,22 +475,7 @@ func TestRunRestartGetsItsPortBack(t *testing.T) {
 func TestRunThroughDaemon(t *testing.T) {
 	is := is.New(t)
 	data, dir := t.TempDir(), t.TempDir()
-	serve := runCmd(t, data, "serve", "--addr", "")
-	serveErr := &lockedBuffer{}
-	serve.Stderr = serveErr
-	is.NoErr(serve.Start())
-	served := make(chan error, 1)
-	go func() { served <- serve.Wait() }()
-	defer func() {
-		_ = serve.Process.Kill()
-	}()
-	waitUntil(t, nil, func() bool {
-		if _, err := os.Stat(ledger.Layout{Dir: data}.Socket()); err != nil {
-			return false
-		}
-		_, _, code := ledgerOut(t, data, "status", "--json")
-		return code == 0
-	})
+	startServe(t, data)
 
 	// The daemon holds the ledger file: only a run through it can succeed.
 	info := filepath.Join(dir, "info.json")
@@ -506,14 +494,8 @@ func TestRunThroughDaemon(t *testing.T) {
 	is.NoErr(r.cmd.Process.Signal(syscall.SIGTERM))
 	is.Equal(r.wait(t), 4)
 	is.Equal(lastRelease(t, data, port), "exited with status 4")
-
-	is.NoErr(serve.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-served:
-		is.NoErr(err) // the daemon stops cleanly
-	case <-time.After(60 * time.Second):
-		t.Fatalf("daemon did not stop; stderr:\n%s", serveErr.String())
-	}
+	// startServe's cleanup stops the daemon with SIGTERM and checks that it
+	// exits cleanly.
 }
 
 // TestRunInProcess calls Run directly, as main does: flags, usage and the
@@ -551,4 +533,83 @@ func TestRunInProcess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startServe starts `ledger serve` on the unix socket only, with extra
+// flags, and stops it with SIGTERM at the end of the test.
+func startServe(t *testing.T, data string, flags ...string) {
+	t.Helper()
+	serve := runCmd(t, data, append([]string{"serve", "--addr", ""}, flags...)...)
+	serveErr := &lockedBuffer{}
+	serve.Stderr = serveErr
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- serve.Wait() }()
+	t.Cleanup(func() {
+		_ = serve.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("daemon: %v\n%s", err, serveErr.String())
+			}
+		case <-time.After(60 * time.Second):
+			_ = serve.Process.Kill()
+			t.Errorf("daemon did not stop; stderr:\n%s", serveErr.String())
+		}
+	})
+	waitUntil(t, nil, func() bool {
+		if _, err := os.Stat(ledger.Layout{Dir: data}.Socket()); err != nil {
+			return false
+		}
+		return statusOf(t, data).Watchdog.Running
+	})
+}
+
+// TestRunKilledLeavesTheChildToTheWatchdog kills `ledger run` with SIGKILL:
+// the port stays with the child while it lives, because the registered PID
+// is the child's, and the watchdog frees it once the child is gone.
+func TestRunKilledLeavesTheChildToTheWatchdog(t *testing.T) {
+	is := is.New(t)
+	data, dir := t.TempDir(), t.TempDir()
+	startServe(t, data, "--interval", "100ms")
+	info := filepath.Join(dir, "info.json")
+	r := startRun(t, data, []string{"--service", "orphan"}, "-info", info)
+	in := readInfo(t, r, info)
+	port, _ := strconv.Atoi(in.Port)
+	waitUntil(t, r, func() bool {
+		a, ok := allocationOf(t, data, port)
+		return ok && a.PID == in.PID
+	})
+
+	is.NoErr(r.cmd.Process.Kill())
+	r.wait(t)
+	// Several sweeps later the live child still holds its port.
+	checks := statusOf(t, data).Watchdog.ChecksPerformed
+	waitUntil(t, nil, func() bool { return statusOf(t, data).Watchdog.ChecksPerformed >= checks+5 })
+	a, ok := allocationOf(t, data, port)
+	is.True(ok)             // still allocated
+	is.Equal(a.PID, in.PID) // to the child
+
+	is.NoErr(syscall.Kill(in.PID, syscall.SIGKILL))
+	waitUntil(t, nil, func() bool {
+		_, ok := allocationOf(t, data, port)
+		return !ok
+	})
+	evs := historyOf(t, data, port)
+	last := evs[len(evs)-1]
+	is.True(last.Released != nil)                     // the watchdog released the port
+	is.True(last.Released.ReleasedBy != "ledger run") // not ledger run, which was dead
+}
+
+// allocationOf returns the allocation of port, if any.
+func allocationOf(t *testing.T, data string, port int) (ledger.Allocation, bool) {
+	t.Helper()
+	for _, a := range statusOf(t, data).PortManager.Allocations {
+		if a.Port == port {
+			return a, true
+		}
+	}
+	return ledger.Allocation{}, false
 }
