@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,4 +218,36 @@ func TestClientEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	err = client.Events(ctx, a.EventID, func(ledger.Event) error { cancel(); return nil })
 	is.True(errors.Is(err, context.Canceled)) // cancelling ctx ends Events
+}
+
+// historyHook runs before once, inside the first History call: the moment
+// between the stream's subscribing and its reading of the past.
+type historyHook struct {
+	ledger.Service
+	once   sync.Once
+	before func()
+}
+
+func (h *historyHook) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Event, error) {
+	h.once.Do(h.before)
+	return h.Service.History(ctx, q)
+}
+
+func TestEventsCommitDuringReplayIsSentOnce(t *testing.T) {
+	is := is.New(t)
+	var e *testEnv
+	var mid ledger.Allocation
+	e = newEnv(t, func(c *Config) {
+		c.Service = &historyHook{Service: c.Service, before: func() { mid = e.allocate(t, "mid") }}
+	})
+	a := e.allocate(t, "api")
+
+	// mid commits after the subscription and before the history read, so
+	// it reaches the stream both ways.
+	r, _ := openStream(t, e, "?after="+a.EventID.String())
+	m, _ := nextEvent(t, r)
+	is.Equal(m.id, mid.EventID.String()) // mid, from history
+	late := e.allocate(t, "late")
+	m, _ = nextEvent(t, r)
+	is.Equal(m.id, late.EventID.String()) // then late: mid was not sent twice
 }

@@ -133,7 +133,11 @@ func (e *testEnv) raw(t *testing.T, method, path, body, token string) (int, []by
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := e.srv.Client().Do(req)
+	// The timeout only turns a hang (an event stream answered where an
+	// error was due) into a failure.
+	c := e.srv.Client()
+	c.Timeout = 30 * time.Second
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
