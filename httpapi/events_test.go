@@ -251,3 +251,18 @@ func TestEventsCommitDuringReplayIsSentOnce(t *testing.T) {
 	m, _ = nextEvent(t, r)
 	is.Equal(m.id, late.EventID.String()) // then late: mid was not sent twice
 }
+
+func TestEventsReplayFailureEndsStream(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *Config) { c.Service = failingHistory{c.Service} })
+	a := e.allocate(t, "api")
+	calls := 0
+	err := NewClient(e.srv.URL, "").Events(context.Background(), a.EventID, func(ledger.Event) error {
+		calls++
+		return nil
+	})
+	is.Equal(calls, 0)                               // nothing replayed
+	is.Equal(ledger.ErrorCode(err), ledger.EINTERNAL) // the stream's error message ends Events
+	is.Equal(ledger.ErrorMessage(err), "internal error")
+	is.True(strings.Contains(e.logs.String(), "/var/secret/disk")) // details stay in the log
+}
