@@ -261,7 +261,7 @@ func TestEventsReplayFailureEndsStream(t *testing.T) {
 		calls++
 		return nil
 	})
-	is.Equal(calls, 0)                               // nothing replayed
+	is.Equal(calls, 0)                                // nothing replayed
 	is.Equal(ledger.ErrorCode(err), ledger.EINTERNAL) // the stream's error message ends Events
 	is.Equal(ledger.ErrorMessage(err), "internal error")
 	is.True(strings.Contains(e.logs.String(), "/var/secret/disk")) // details stay in the log
