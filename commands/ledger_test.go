@@ -350,3 +350,20 @@ func TestSubscriptionDropsSlowReader(t *testing.T) {
 	}
 	is.Equal(n, 1) // it got what fit in its buffer, then its channel closed
 }
+
+func TestProbePortSeesEveryAddress(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "0.0.0.0", "[::1]", "[::]"} {
+		t.Run(host, func(t *testing.T) {
+			is := is.New(t)
+			ln, err := net.Listen("tcp", host+":0")
+			if err != nil {
+				t.Skipf("no %s on this machine: %v", host, err)
+			}
+			defer ln.Close()
+			port := ln.Addr().(*net.TCPAddr).Port
+			is.True(commands.ProbePort(port) != nil) // a port held on this address is not free
+			ln.Close()
+			is.NoErr(commands.ProbePort(port)) // and free once let go
+		})
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 
 	"github.com/portledger/portledger/ledger"
 	"github.com/shirou/gopsutil/v3/process"
@@ -42,38 +41,22 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 	return ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd}, nil
 }
 
-// ProbePort reports whether this machine lets us bind port on TCP, on
-// 127.0.0.1, 0.0.0.0 and (where IPv6 exists) [::]. It returns nil when the
-// port is free and an error naming the address otherwise. The sockets are
+// ProbePort reports whether this machine lets us bind port on TCP: it
+// returns nil when the port is free and an error otherwise. It binds the
+// wildcard address once: where IPv6 exists that socket is dual-stack, and a
+// dual-stack wildcard bind fails when any socket holds the port on any
+// address of either family (127.0.0.1, 0.0.0.0, ::1, ::); without IPv6 it is
+// 0.0.0.0, which fails when any IPv4 address holds it. One bind instead of
+// one per address keeps the probe cheap on the writer's path. The socket is
 // closed before it returns.
 func ProbePort(port int) error {
-	addrs := []struct{ network, host string }{
-		{"tcp4", "127.0.0.1"},
-		{"tcp4", "0.0.0.0"},
-	}
-	if hasIPv6() {
-		addrs = append(addrs, struct{ network, host string }{"tcp6", "::"})
-	}
-	for _, a := range addrs {
-		l, err := net.Listen(a.network, net.JoinHostPort(a.host, strconv.Itoa(port)))
-		if err != nil {
-			return fmt.Errorf("port %d is in use on %s", port, a.host)
-		}
-		_ = l.Close()
-	}
-	return nil
-}
-
-var ipv6 = sync.OnceValue(func() bool {
-	l, err := net.Listen("tcp6", "[::1]:0")
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
-		return false
+		return fmt.Errorf("port %d is in use on this machine", port)
 	}
 	_ = l.Close()
-	return true
-})
-
-func hasIPv6() bool { return ipv6() }
+	return nil
+}
 
 // errClosed is returned to commands submitted after Close.
 var errClosed = errors.New("the ledger is shutting down")
