@@ -56,9 +56,18 @@ func NewSocketClient(socketPath string, token string) *Client {
 // Ping checks that a daemon answers GET /healthz, giving up after
 // PingTimeout.
 func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.DaemonPID(ctx)
+	return err
+}
+
+// DaemonPID asks the daemon for its process ID (GET /healthz), giving up
+// after PingTimeout.
+func (c *Client) DaemonPID(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, PingTimeout)
 	defer cancel()
-	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+	var body healthzBody
+	err := c.do(ctx, http.MethodGet, "/healthz", nil, nil, &body)
+	return body.PID, err
 }
 
 // Allocate hands a port to a service; see ledger.Service.

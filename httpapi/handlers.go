@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -44,10 +45,17 @@ type conflictBody struct {
 	Command string `json:"command"`
 }
 
+// healthzBody answers GET /healthz. The PID lets a second daemon name the
+// running one.
+type healthzBody struct {
+	Status string `json:"status"`
+	PID    int    `json:"pid"`
+}
+
 // handleHealthz answers liveness probes; it never needs a token.
 func handleHealthz(log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		encode(w, r, log, http.StatusOK, map[string]string{"status": "ok"})
+		encode(w, r, log, http.StatusOK, healthzBody{Status: "ok", PID: os.Getpid()})
 	}
 }
 

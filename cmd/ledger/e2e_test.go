@@ -274,8 +274,9 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// A second daemon on the same data directory exits at once.
 	_, errOut, code := run(t, data, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	is.Equal(code, 1)                                   // refused
-	is.True(strings.Contains(errOut, "already serves")) // naming the running one
+	is.Equal(code, 1)                                                         // refused
+	is.True(strings.Contains(errOut, "already serves"))                       // saying why
+	is.True(strings.Contains(errOut, "pid "+strconv.Itoa(serve.Process.Pid))) // naming the running one
 
 	// The CLI goes through the daemon while it holds the file.
 	out, errOut, code := run(t, data, "allocate", "--service", "remote")

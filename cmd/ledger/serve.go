@@ -123,8 +123,8 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	if _, serr := os.Stat(layout.Socket()); serr == nil {
-		if httpapi.NewSocketClient(layout.Socket(), token).Ping(ctx) == nil {
-			return nil, fmt.Errorf("a ledger daemon already serves %s (it answers on %s)", data, layout.Socket())
+		if pid, err := httpapi.NewSocketClient(layout.Socket(), token).DaemonPID(ctx); err == nil {
+			return nil, fmt.Errorf("a ledger daemon already serves %s: pid %d, answering on %s", data, pid, layout.Socket())
 		}
 	}
 	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: time.Second})
