@@ -1,0 +1,161 @@
+package faulttest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/matryer/is"
+	"github.com/portledger/portledger/ledger"
+)
+
+// allocation is what the tests read of an allocation answer.
+type allocation struct {
+	Port        int    `json:"port"`
+	ServiceName string `json:"service_name"`
+	EventID     string `json:"event_id"`
+}
+
+// allocateHTTP asks the daemon for a port and returns the status and the body.
+func allocateHTTP(t testing.TB, d *daemon, service string) (int, []byte) {
+	t.Helper()
+	return call(t, "POST", d.url("/api/ports/allocations"),
+		fmt.Sprintf(`{"service_name":%q,"started_by":"faulttest","purpose":"disk faults"}`, service), "")
+}
+
+// allocations lists the daemon's allocations by port.
+func allocations(t testing.TB, d *daemon) map[int]allocation {
+	t.Helper()
+	status, b := call(t, "GET", d.url("/api/ports/allocations"), "", "")
+	if status != http.StatusOK {
+		t.Fatalf("list allocations: %d %s", status, b)
+	}
+	var body struct{ Allocations []allocation }
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatal(err)
+	}
+	m := map[int]allocation{}
+	for _, a := range body.Allocations {
+		m[a.Port] = a
+	}
+	return m
+}
+
+// fill writes a file into dir until the file system is full and returns its
+// path. The write fails with ENOSPC, the state a full disk leaves.
+func fill(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for range 1 << 14 { // bounded: 1 GiB at most
+		if _, err = f.Write(chunk); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling %s: want ENOSPC, got %v", dir, err)
+	}
+	return path
+}
+
+// TestFullDiskDaemon runs the daemon on a small tmpfs (a real file system
+// that really fills up) and fills it. Allocations keep succeeding while
+// bbolt can reuse pages it already wrote, then fail with a JSON 500 once a
+// commit needs new space. Reads keep working, every acknowledged allocation
+// stays, and the first allocation after the space returns succeeds without
+// a restart; the log then passes bbolt's check.
+func TestFullDiskDaemon(t *testing.T) {
+	is := is.New(t)
+	data := mountTmpfs(t, "4m")
+	d := startDaemon(t, data)
+	acked := map[int]string{} // port -> service of every acknowledged allocation
+	for i := range 5 {
+		status, b := allocateHTTP(t, d, fmt.Sprintf("before%d", i))
+		is.Equal(status, http.StatusCreated) // allocate with space
+		var a allocation
+		is.NoErr(json.Unmarshal(b, &a))
+		acked[a.Port] = a.ServiceName
+	}
+	filler := fill(t, data)
+
+	// Allocate until a commit needs space it cannot get.
+	var failed []byte
+	for i := range 400 {
+		status, b := allocateHTTP(t, d, fmt.Sprintf("full%d", i))
+		if status == http.StatusCreated {
+			var a allocation
+			is.NoErr(json.Unmarshal(b, &a))
+			acked[a.Port] = a.ServiceName
+			continue
+		}
+		is.Equal(status, http.StatusInternalServerError) // a full disk is the server's trouble
+		e, ok := decodeError(b)
+		is.True(ok) // with the JSON error body
+		is.Equal(e.Code, ledger.EINTERNAL)
+		failed = b
+		break
+	}
+	if failed == nil {
+		t.Fatalf("400 allocations on a full disk all succeeded")
+	}
+	t.Logf("on a full disk: %d allocations acknowledged, then %s", len(acked), strings.TrimSpace(string(failed)))
+
+	// The CLI, through the daemon, fails clearly too.
+	r := run(t, data, "allocate", "--service", "cli-full")
+	is.Equal(r.code, 1)                           // exit 1
+	is.True(strings.HasPrefix(r.err, "ledger: ")) // a message on stderr
+	is.Equal(r.out, "")                           // no port printed
+	t.Logf("CLI on a full disk: %s", strings.TrimSpace(r.err))
+
+	// Reads keep working and show every acknowledged allocation.
+	got := allocations(t, d)
+	for port, svc := range acked {
+		is.Equal(got[port].ServiceName, svc) // acknowledged allocation kept
+	}
+	is.Equal(len(got), len(acked)) // and nothing refused was recorded
+	r = run(t, data, "status", "--json")
+	is.Equal(r.code, 0) // the CLI reads too
+
+	// Space returns: the very next allocation succeeds.
+	is.NoErr(os.Remove(filler))
+	status, b := allocateHTTP(t, d, "after")
+	is.Equal(status, http.StatusCreated) // recovered without a restart
+	var a allocation
+	is.NoErr(json.Unmarshal(b, &a))
+	acked[a.Port] = a.ServiceName
+	r = run(t, data, "allocate", "--service", "cli-after")
+	is.Equal(r.code, 0) // the CLI allocates again
+	acked[atoi(t, r.out)] = "cli-after"
+
+	// The projections catch up once they can write.
+	waitFor(t, "port_registry.json holds the allocation made after the space returned", func() bool {
+		b, err := os.ReadFile(ledger.Layout{Dir: data}.Registry())
+		return err == nil && strings.Contains(string(b), `"cli-after"`)
+	})
+
+	d.stop(t)
+	n := checkLog(t, data)
+	is.Equal(int(n), len(acked)+1) // every acknowledged allocation and the range, nothing else
+	r = run(t, data, "replay", "--verify")
+	is.Equal(r.code, 0) // the files equal a replay of the log
+}
+
+func atoi(t testing.TB, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
+}

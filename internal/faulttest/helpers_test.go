@@ -1,0 +1,300 @@
+package faulttest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portledger/portledger/ledger"
+)
+
+// testRange keeps these tests' ports away from other packages' tests.
+const testRange = "43500-43999"
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// ledgerBinary builds the real binary once per test process.
+func ledgerBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "faulttest-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ledger")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/ledger").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// ledgerCmd returns the real binary set up for a data directory, with none
+// of the developer's LEDGER_* settings.
+func ledgerCmd(t testing.TB, data string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(ledgerBinary(t), args...)
+	cmd.Env = append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+testRange,
+		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
+	return cmd
+}
+
+// result is what one run of the binary printed and its exit code.
+type result struct {
+	out, err string
+	code     int
+}
+
+// run runs the binary to the end, at most a minute.
+func run(t testing.TB, data string, args ...string) result {
+	t.Helper()
+	cmd := ledgerCmd(t, data, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", args, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("ledger %v did not finish in a minute; stderr:\n%s", args, errb.String())
+	}
+	r := result{out: out.String(), err: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return r
+}
+
+// lockedBuffer collects a daemon's stderr while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemon is a running `ledger serve`.
+type daemon struct {
+	cmd    *exec.Cmd
+	addr   string // host:port of the REST API
+	stderr *lockedBuffer
+	done   chan error
+}
+
+// startDaemon starts `ledger serve` on data with a TCP address of its own
+// and waits until /healthz answers. Cleanup stops it with SIGTERM.
+func startDaemon(t testing.TB, data string, flags ...string) *daemon {
+	t.Helper()
+	d := &daemon{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	d.cmd = ledgerCmd(t, data, append([]string{"serve", "--addr", d.addr, "--interval", "1h"}, flags...)...)
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+	waitFor(t, "daemon answers /healthz", func() bool {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("daemon exited: %v\n%s", err, d.stderr.String())
+		default:
+		}
+		resp, err := http.Get("http://" + d.addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return d
+}
+
+// stop ends the daemon with SIGTERM and waits for it (once).
+func (d *daemon) stop(t testing.TB) {
+	t.Helper()
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("daemon: %v\n%s", err, d.stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		t.Errorf("daemon did not stop; stderr:\n%s", d.stderr.String())
+	}
+}
+
+// url returns the daemon's URL of path.
+func (d *daemon) url(path string) string { return "http://" + d.addr + path }
+
+// call sends one request to the daemon and returns the status and the body.
+func call(t testing.TB, method, url, body, token string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read answer: %v", method, url, err)
+	}
+	return resp.StatusCode, b
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// decodeError reads an error answer; ok is false when b is not one.
+func decodeError(b []byte) (errorBody, bool) {
+	var e errorBody
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, false
+	}
+	return e, e.Error != "" && e.Code != ""
+}
+
+// freePort asks the OS for a free loopback port for a daemon's API.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not in 30s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fileSum returns the SHA-256 of a file's bytes.
+func fileSum(t testing.TB, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// checkLog opens the ledger of data after its daemon stopped, runs bbolt's
+// consistency check, and returns the number of events.
+func checkLog(t testing.TB, data string) uint64 {
+	t.Helper()
+	log, err := ledger.Open(ledger.Layout{Dir: data}.DB(), ledger.Options{})
+	if err != nil {
+		t.Fatalf("open log: %v", err)
+	}
+	defer log.Close()
+	if err := log.Check(); err != nil {
+		t.Fatalf("log check: %v", err)
+	}
+	n, err := log.Count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// mountTmpfs mounts a tmpfs of the given size (e.g. "2m") on a new folder
+// and unmounts it in Cleanup. It skips the test when mounting is refused.
+func mountTmpfs(t testing.TB, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("mount", "-o", "remount,rw", dir).Run()
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			// A daemon that failed to stop may still hold it: lazily.
+			_ = exec.Command("umount", "-l", dir).Run()
+			t.Logf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// remount changes the options of a mount (e.g. "ro" or "rw").
+func remount(t testing.TB, dir, opt string) error {
+	t.Helper()
+	out, err := exec.Command("mount", "-o", "remount,"+opt, dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("remount %s %s: %v %s", opt, dir, err, out)
+	}
+	return nil
+}
