@@ -43,6 +43,9 @@ type Options struct {
 	Entropy io.Reader
 	// NoSync skips fsync on commit. Only benchmarks of the CPU cost use it.
 	NoSync bool
+	// ReadOnly opens an existing file for reading only, under a shared
+	// lock, as on a read-only file system. Appends then fail.
+	ReadOnly bool
 }
 
 // Log is the append-only event log in a bbolt file: the only source of truth.
@@ -76,6 +79,9 @@ func Open(path string, opts Options) (*Log, error) {
 		}
 		opts.Entropy = rand.NewChaCha8(seed)
 	}
+	if opts.ReadOnly {
+		return openReadOnly(path, opts)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
@@ -95,6 +101,36 @@ func Open(path string, opts Options) (*Log, error) {
 		for _, name := range [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
+			}
+		}
+		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+			copy(l.last[:], k)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open log %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// openReadOnly opens an existing ledger for reading only. checkFile's
+// read-only look is all it needs: a read-only open never reads the
+// freelist.
+func openReadOnly(path string, opts Options) (*Log, error) {
+	if err := checkFile(path, opts.Timeout); err != nil {
+		return nil, openError(path, opts.Timeout, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: opts.Timeout})
+	if err != nil {
+		return nil, openError(path, opts.Timeout, err)
+	}
+	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy}
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: no bucket %q", ErrCorrupt, name)
 			}
 		}
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
@@ -187,6 +223,9 @@ type SnapshotFunc func(count uint64, batch []Event) ([]byte, error)
 func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 	if len(evs) == 0 {
 		return evs, nil
+	}
+	if l.db.IsReadOnly() {
+		return evs, fmt.Errorf("append: %s was opened read-only (its file system is read-only)", l.path)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

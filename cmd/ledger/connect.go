@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/portledger/portledger/commands"
@@ -79,6 +80,9 @@ type backend struct {
 	local  *commands.Ledger // set in embedded mode
 	log    *ledger.Log      // set in embedded mode
 	layout ledger.Layout
+	// readOnly is set when the file system of the data directory is
+	// read-only: the file projections are left as they are.
+	readOnly bool
 }
 
 // embeddedLockTimeout is how long the embedded mode waits for another
@@ -134,6 +138,12 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		// killed: fall through to the file, which then tells the truth.
 	}
 	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: embeddedLockTimeout})
+	readOnly := errors.Is(err, syscall.EROFS)
+	if readOnly {
+		// A read-only file system still answers reads; a write then
+		// fails with the file system's own words.
+		log, err = ledger.Open(layout.DB(), ledger.Options{Timeout: embeddedLockTimeout, ReadOnly: true})
+	}
 	if err != nil {
 		if errors.Is(err, ledger.ErrLocked) {
 			return nil, fmt.Errorf("the ledger %s is held by another process and no daemon answers on %s: %w", layout.DB(), layout.Socket(), err)
@@ -145,7 +155,7 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		log.Close()
 		return nil, err
 	}
-	return &backend{Service: local, local: local, log: log, layout: layout}, nil
+	return &backend{Service: local, local: local, log: log, layout: layout, readOnly: readOnly}, nil
 }
 
 // Close brings the file projections up to date (embedded mode) and lets go
@@ -155,6 +165,9 @@ func (b *backend) Close() error {
 		return nil
 	}
 	b.local.Close()
+	if b.readOnly {
+		return b.log.Close()
+	}
 	var errs []error
 	if f, err := projection.OpenFiles(b.layout, b.log); err != nil {
 		errs = append(errs, fmt.Errorf("projections: %w", err))
