@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
+	"syscall"
 
 	"github.com/portledger/portledger/ledger"
 )
@@ -67,8 +69,27 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		logger.ErrorContext(r.Context(), "request failed",
 			"method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error"
+		if why := storageFault(err); why != "" {
+			msg = "internal error: the ledger cannot be written: " + why
+		}
 	}
 	encode(w, r, logger, statusOf(code), errorBody{Error: msg, Code: code})
+}
+
+// storageFaults are the file system's refusals that an operator can act on.
+var storageFaults = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EFBIG}
+
+// storageFault names the storage fault behind err (a full or read-only disk,
+// a file size limit), or returns "". The errno's text names no path, so it
+// is safe to show. bbolt flattens some errors into their text, so the text
+// is looked for too.
+func storageFault(err error) string {
+	for _, errno := range storageFaults {
+		if errors.Is(err, errno) || strings.Contains(err.Error(), errno.Error()) {
+			return errno.Error()
+		}
+	}
+	return ""
 }
 
 // encode writes v as JSON with the given status.
