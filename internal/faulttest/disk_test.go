@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/ledger"
@@ -103,6 +104,7 @@ func TestFullDiskDaemon(t *testing.T) {
 		e, ok := decodeError(b)
 		is.True(ok) // with the JSON error body
 		is.Equal(e.Code, ledger.EINTERNAL)
+		is.True(strings.Contains(e.Error, "no space left on device")) // saying why
 		failed = b
 		break
 	}
@@ -158,4 +160,64 @@ func atoi(t testing.TB, s string) int {
 		t.Fatalf("not a number: %q", s)
 	}
 	return n
+}
+
+// setFileSizeLimit sets RLIMIT_FSIZE of a running process (prlimit(2)),
+// the real limit a quota or a full disk puts on a daemon's file growth.
+func setFileSizeLimit(t testing.TB, pid int, limit uint64) {
+	t.Helper()
+	// Only the soft limit moves: raising a hard limit back needs
+	// CAP_SYS_RESOURCE, which a container's root may lack.
+	lim := syscall.Rlimit{Cur: limit, Max: ^uint64(0)}
+	if limit == 0 {
+		lim.Cur = ^uint64(0)
+	}
+	if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_FSIZE,
+		uintptr(unsafe.Pointer(&lim)), 0, 0, 0); errno != 0 {
+		t.Fatalf("prlimit: %v", errno)
+	}
+}
+
+// TestFileSizeLimitDaemon caps the size of the daemon's files at the
+// ledger's size with RLIMIT_FSIZE while it runs: a commit that must grow
+// the file fails (EFBIG; Go ignores SIGXFSZ), the daemon keeps answering,
+// and once the limit is lifted the next allocation succeeds.
+func TestFileSizeLimitDaemon(t *testing.T) {
+	is := is.New(t)
+	data := t.TempDir()
+	d := startDaemon(t, data)
+	acked := 0
+	status, _ := allocateHTTP(t, d, "before")
+	is.Equal(status, http.StatusCreated)
+	acked++
+	info, err := os.Stat(ledger.Layout{Dir: data}.DB())
+	is.NoErr(err)
+	setFileSizeLimit(t, d.cmd.Process.Pid, uint64(info.Size()))
+
+	var failed []byte
+	for i := range 499 {
+		status, b := allocateHTTP(t, d, fmt.Sprintf("capped%d", i))
+		if status == http.StatusCreated {
+			acked++
+			continue
+		}
+		is.Equal(status, http.StatusInternalServerError) // refused as the server's trouble
+		e, ok := decodeError(b)
+		is.True(ok)                                          // with the JSON error
+		is.True(strings.Contains(e.Error, "file too large")) // saying why
+		failed = b
+		break
+	}
+	if failed == nil {
+		t.Fatalf("the ledger never needed to grow past %d bytes", info.Size())
+	}
+	t.Logf("file size capped at %d bytes: %d allocations acknowledged, then %s", info.Size(), acked, strings.TrimSpace(string(failed)))
+	is.Equal(len(allocations(t, d)), acked) // reads work and hold every acknowledged allocation
+
+	setFileSizeLimit(t, d.cmd.Process.Pid, 0)
+	status, _ = allocateHTTP(t, d, "after")
+	is.Equal(status, http.StatusCreated) // the limit lifted: recovered without a restart
+	acked++
+	d.stop(t)
+	is.Equal(int(checkLog(t, data)), acked+1) // every acknowledged allocation and the range
 }
