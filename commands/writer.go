@@ -18,6 +18,10 @@ var zeroID ulid.ULID
 type request struct {
 	decide func(draft *projection.Registry, now time.Time) ([]ledger.Event, error)
 	done   chan result
+	// run, when set instead of decide, is a command that rewrites the
+	// registry itself (an import): it runs alone, after the commands
+	// before it are committed and before those after it are decided.
+	run func() error
 }
 
 // result is the writer's answer: the committed events, and a copy of the
@@ -50,7 +54,7 @@ func (l *Ledger) writer() {
 		batch = l.gather(batch, expected, wait, timer)
 		expected = len(batch)
 		start := time.Now()
-		l.commit(batch)
+		l.commitRuns(batch)
 		wait = min(max(time.Since(start)/2, minGatherWait), maxGatherWait)
 	}
 }

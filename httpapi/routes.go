@@ -35,6 +35,9 @@ func routes(cfg Config) http.Handler {
 			r.Get("/watchdog/status", handleWatchdogStatus(cfg.Watchdog, log))
 			r.Get("/history", handleHistory(svc, cfg.Now, log))
 			r.Get("/events", handleEvents(svc, cfg.Events, cfg.Heartbeat, log))
+			r.Get("/who/{port}", handleWho(svc, cfg.Now, log))
+			r.Get("/usage", handleUsage(svc, cfg.Now, log))
+			r.Post("/import", handleImport(svc, log))
 
 			r.Put("/range", handleSetRange(svc, log))
 			r.Post("/internal/health", handleRecordHealth(svc, log))

@@ -42,6 +42,18 @@ type Service interface {
 	Allocation(ctx context.Context, port int, at ulid.ULID) (Allocation, error)
 	// History returns the events that match q, oldest first.
 	History(ctx context.Context, q HistoryQuery) ([]Event, error)
+	// Who says who held a port at a point (zero: now), and, when it was
+	// free, who held it last before and next after. EINVALID for a bad
+	// port.
+	Who(ctx context.Context, port int, at ulid.ULID) (WhoAnswer, error)
+	// Usage reports how each service used its ports over a window, by
+	// service name. EINVALID when Since is after Until.
+	Usage(ctx context.Context, q UsageQuery) ([]ServiceUsage, error)
+	// Import writes events made from the original port manager's files
+	// into the past of the log, skipping those it already has. EINVALID,
+	// writing nothing, for an event without an ID or a source, or in the
+	// future.
+	Import(ctx context.Context, evs []Event) (ImportResult, error)
 }
 
 // AllocateRequest asks for a port.

@@ -157,7 +157,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	wopts.Logger = logger
 	d.wd = watchdog.New(d.svc, wopts)
 	handler := httpapi.NewServer(httpapi.Config{
-		Service: d.svc, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
+		Service: importer{d.svc, d}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 	})
 
 	_ = os.Remove(layout.Socket()) // a socket file left by a killed daemon: nobody answered on it above

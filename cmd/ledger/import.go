@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+)
+
+func runImport(ctx context.Context, e *env, args []string) error {
+	var c common
+	var from string
+	fs := newFlags(e, "import", "import --from DIR [--json]", `
+Import the history of the original Python port manager from its root folder:
+databases/port_registry/port_registry.json and logs/port_manager/*.jsonl.
+Each line becomes an event at its original time, marked with its file and
+line; the old registry's live allocations become allocations when no later
+release says otherwise and the port is free now. Importing the same files
+again imports nothing twice. Malformed lines are reported and skipped;
+nothing already in the ledger changes. port_registry.json and the JSONL
+logs of this ledger are rebuilt afterwards, because the imported events
+lie in the past.`, &c, true)
+	fs.StringVar(&from, "from", "", "the original port manager's root folder")
+	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("import takes no arguments, got %q", fs.Args())
+	}
+	if from == "" {
+		return usagef("import needs --from DIR, the original port manager's root folder")
+	}
+	orig, err := commands.ReadOriginal(from)
+	if err != nil {
+		return err
+	}
+	b, err := connect(ctx, &c)
+	if err != nil {
+		return err
+	}
+	res, err := b.Import(ctx, orig.Events)
+	if err == nil && b.local != nil && res.Imported > 0 {
+		// The daemon rebuilds its files itself; here nobody else writes
+		// them while this process holds the ledger.
+		b.local.Close()
+		if _, rerr := projection.Replay(b.layout, b.log, projection.ReplayOptions{}); rerr != nil {
+			err = fmt.Errorf("rebuild the files: %w", rerr)
+		}
+	}
+	if err = closeWith(b, err); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(e.stdout, importReport{
+			Files: orig.Files, Lines: orig.Lines, Events: len(orig.Events), Imported: res.Imported,
+			Duplicates: res.Duplicates, Malformed: nonNil(orig.Malformed), Warnings: nonNil(orig.Warnings),
+			Skipped: nonNil(res.Skipped),
+		})
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "read %d files (%d log lines): %d events, %d imported, %d already in the ledger\n",
+		len(orig.Files), orig.Lines, len(orig.Events), res.Imported, res.Duplicates)
+	if len(orig.Malformed) > 0 {
+		fmt.Fprintf(w, "%d malformed lines skipped:\n", len(orig.Malformed))
+		for _, p := range orig.Malformed {
+			fmt.Fprintf(w, "  %s:%d: %s\n", p.File, p.Line, p.Reason)
+		}
+	}
+	if n := len(orig.Warnings) + len(res.Skipped); n > 0 {
+		fmt.Fprintf(w, "%d notes:\n", n)
+		for _, p := range append(orig.Warnings, res.Skipped...) {
+			fmt.Fprintf(w, "  %s:%d: %s\n", p.File, p.Line, p.Reason)
+		}
+	}
+	return nil
+}
+
+// importReport is the --json answer of `ledger import`.
+type importReport struct {
+	Files      []string               `json:"files"`
+	Lines      int                    `json:"lines"`
+	Events     int                    `json:"events"`
+	Imported   int                    `json:"imported"`
+	Duplicates int                    `json:"duplicates"`
+	Malformed  []ledger.ImportProblem `json:"malformed"`
+	Warnings   []ledger.ImportProblem `json:"warnings"`
+	Skipped    []ledger.ImportProblem `json:"skipped"`
+}
+
+func nonNil(ps []ledger.ImportProblem) []ledger.ImportProblem {
+	if ps == nil {
+		return []ledger.ImportProblem{}
+	}
+	return ps
+}
+
+// importer is the daemon's service: an import also rebuilds the daemon's
+// file projections, since the imported events lie in the past of the log.
+type importer struct {
+	*commands.Ledger
+	d *daemon
+}
+
+// Import imports, then rebuilds port_registry.json and the JSONL logs.
+func (s importer) Import(ctx context.Context, evs []ledger.Event) (ledger.ImportResult, error) {
+	res, err := s.Ledger.Import(ctx, evs)
+	if err != nil || res.Imported == 0 {
+		return res, err
+	}
+	if err := s.d.files.Rebuild(); err != nil {
+		s.d.logger.Error("projections", "err", err)
+		return res, fmt.Errorf("imported %d events, but rebuilding the files failed: %w", res.Imported, err)
+	}
+	return res, nil
+}

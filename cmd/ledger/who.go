@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/portledger/portledger/ledger"
+)
+
+func runWho(ctx context.Context, e *env, args []string) error {
+	var c common
+	var at string
+	fs := newFlags(e, "who", "who PORT [--at T] [--json]", `
+Say who held a port: service, pid, purpose, since when, and when and why it
+was released (or that it is still held). When the port was free, say who
+held it last before and who held it next after. --at asks about a moment:
+RFC 3339, YYYY-MM-DD[ HH:MM[:SS]] (local time), an event ULID, or a duration
+ago (90m, 2h, 7d); an event at that very moment counts as done.`, &c, true)
+	fs.StringVar(&at, "at", "", "the moment to ask about (default: now)")
+	// Flags may come after the port: `ledger who 8003 --at 2h`.
+	var port int
+	var err error
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		if port, err = parsePort(args[0]); err != nil {
+			return err
+		}
+		args = args[1:]
+	}
+	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	switch {
+	case port == 0 && fs.NArg() == 1:
+		if port, err = parsePort(fs.Arg(0)); err != nil {
+			return err
+		}
+	case port == 0 || fs.NArg() > 0:
+		return usagef("who takes one port, e.g. ledger who 8003 --at 2h")
+	}
+	point, err := ledger.ParsePoint(at, time.Now())
+	if err != nil {
+		return usagef("--at: %s", ledger.ErrorMessage(err))
+	}
+	b, err := connect(ctx, &c)
+	if err != nil {
+		return err
+	}
+	ans, err := b.Who(ctx, port, point)
+	if err = closeWith(b, err); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(e.stdout, ans)
+	}
+	return printWho(e.stdout, ans, at)
+}
+
+func printWho(w io.Writer, ans ledger.WhoAnswer, at string) error {
+	when := "now"
+	if at != "" {
+		when = "at " + localTime(ans.At)
+	}
+	if ans.AsOf.IsZero() {
+		fmt.Fprintf(w, "Port %d %s: free (before the first event: the ledger was empty).\n", ans.Port, when)
+	}
+	switch {
+	case ans.Holder != nil:
+		fmt.Fprintf(w, "Port %d %s: held by %s.\n", ans.Port, when, ans.Holder.Allocation.ServiceName)
+		printTenure(w, ans.Holder)
+	case !ans.AsOf.IsZero():
+		fmt.Fprintf(w, "Port %d %s: free.\n", ans.Port, when)
+	}
+	if ans.Previous != nil {
+		fmt.Fprintf(w, "\nHeld last before by %s.\n", ans.Previous.Allocation.ServiceName)
+		printTenure(w, ans.Previous)
+	} else if ans.Holder == nil && !ans.AsOf.IsZero() {
+		fmt.Fprintln(w, "\nNobody held it before.")
+	}
+	if ans.Next != nil {
+		fmt.Fprintf(w, "\nHeld next after by %s.\n", ans.Next.Allocation.ServiceName)
+		printTenure(w, ans.Next)
+	} else if ans.Holder == nil && at != "" {
+		fmt.Fprintln(w, "\nNobody held it after.")
+	}
+	return nil
+}
+
+// printTenure prints one allocation and its end.
+func printTenure(w io.Writer, t *ledger.Tenure) {
+	a := t.Allocation
+	pid := "-"
+	if a.PID != 0 {
+		pid = strconv.Itoa(a.PID)
+	}
+	fmt.Fprintf(w, "  service:    %s\n", a.ServiceName)
+	if a.StartedBy != "" {
+		fmt.Fprintf(w, "  started by: %s\n", a.StartedBy)
+	}
+	fmt.Fprintf(w, "  pid:        %s\n", pid)
+	if a.Purpose != "" {
+		fmt.Fprintf(w, "  purpose:    %s\n", a.Purpose)
+	}
+	fmt.Fprintf(w, "  health:     %s\n", a.HealthStatus)
+	fmt.Fprintf(w, "  since:      %s (event %s)\n", localTime(a.AllocatedAt), a.EventID)
+	if t.Release == nil {
+		fmt.Fprintln(w, "  released:   still held")
+		return
+	}
+	r := t.Release
+	reason := r.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	by := ""
+	if r.ReleasedBy != "" {
+		by = " by " + r.ReleasedBy
+	}
+	fmt.Fprintf(w, "  released:   %s%s: %s (held %s)\n", localTime(r.At), by, reason,
+		time.Duration(r.Duration).Round(time.Second))
+}
+
+// localTime renders a moment for people.
+func localTime(t time.Time) string {
+	return t.Local().Format("2006-01-02 15:04:05.000 MST")
+}

@@ -1,0 +1,75 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/oklog/ulid/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// ScanPortBack calls fn for every event of one port with ID <= until (zero:
+// no bound), newest first, using the port index, until fn returns false or
+// an error. It reads the events just before a moment without walking the
+// port's whole history.
+func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, error)) error {
+	if port < 1 || port > 65535 {
+		return Errorf(EINVALID, "port %d: want 1-65535", port)
+	}
+	if until == (ulid.ULID{}) {
+		for i := range until {
+			until[i] = 0xFF
+		}
+	}
+	return l.db.View(func(tx *bolt.Tx) error {
+		events := tx.Bucket(bucketEvents)
+		c := tx.Bucket(bucketByPort).Cursor()
+		seek := portKey(port, until)
+		k, v := c.Seek(seek)
+		if k == nil || bytes.Compare(k, seek) > 0 {
+			k, v = c.Prev()
+		}
+		for ; k != nil && int(binary.BigEndian.Uint16(k)) == port; k, v = c.Prev() {
+			id := ulid.ULID(k[2:])
+			if len(v) == 0 {
+				if v = events.Get(id[:]); v == nil {
+					return fmt.Errorf("port index names missing event %s: %w", id, ErrCorrupt)
+				}
+			}
+			e, err := DecodeEvent(id, v)
+			if err != nil {
+				return err
+			}
+			more, err := fn(e)
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LastAt returns the ID of the newest event at or before the point until
+// (zero: the newest of all); the zero ULID when there is none, as for a
+// moment before the first event.
+func (l *Log) LastAt(until ulid.ULID) (ulid.ULID, error) {
+	var id ulid.ULID
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		var k []byte
+		if until == (ulid.ULID{}) {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Seek(until[:])
+			if k == nil || bytes.Compare(k, until[:]) > 0 {
+				k, _ = c.Prev()
+			}
+		}
+		if k != nil {
+			id = ulid.ULID(k)
+		}
+		return nil
+	})
+	return id, err
+}
