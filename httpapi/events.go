@@ -71,7 +71,8 @@ func handleEvents(svc ledger.Service, src EventSource, heartbeat time.Duration, 
 			return nil
 		}
 
-		ctx := r.Context()
+		ctx, cancel := untilShutdown(r)
+		defer cancel()
 		last := after
 		if replay {
 			for {

@@ -82,10 +82,13 @@ const (
 
 // NewHTTPServer wraps h in an http.Server with every timeout set, so a slow or
 // silent client cannot hold a connection forever. The event stream lifts its
-// own deadlines. Shutdown cancels the context of every request, so open event
-// streams end instead of holding Shutdown until its deadline.
+// own deadlines. Shutdown ends open event streams instead of letting them
+// hold it until its deadline, but lets every other request in flight finish
+// with its real answer: a command the writer has taken may commit, and its
+// caller must hear so.
 func NewHTTPServer(h http.Handler) *http.Server {
-	base, cancel := context.WithCancel(context.Background())
+	stopping, cancel := context.WithCancel(context.Background())
+	base := context.WithValue(context.Background(), shutdownKey{}, stopping)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -97,6 +100,22 @@ func NewHTTPServer(h http.Handler) *http.Server {
 	}
 	srv.RegisterOnShutdown(cancel)
 	return srv
+}
+
+// shutdownKey holds, in the context of a request served by NewHTTPServer's
+// server, a context that ends when the server begins to shut down.
+type shutdownKey struct{}
+
+// untilShutdown returns the request's context, ended also when the server
+// begins to shut down: for streams, which would otherwise never end.
+func untilShutdown(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stopping, ok := r.Context().Value(shutdownKey{}).(context.Context)
+	if !ok {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(stopping, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // CheckListenAddr refuses to serve the API on a TCP address that other
