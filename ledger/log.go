@@ -185,7 +185,10 @@ func checkFile(path string, timeout time.Duration) error {
 	if info.Size() < need {
 		return fmt.Errorf("%w: the file is %d bytes but its pages need %d: truncated", ErrCorrupt, info.Size(), need)
 	}
-	return nil
+	if err := checkPages(path); err != nil {
+		return err
+	}
+	return touchBuckets(db)
 }
 
 // openError explains an error of bbolt's Open.
