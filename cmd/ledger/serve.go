@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,14 @@ const DefaultAddr = "127.0.0.1:7999"
 // shutdownGrace bounds a clean stop: in-flight requests are answered, the
 // writer drains, the projections are flushed.
 const shutdownGrace = 4 * time.Second
+
+// shutdownDrain is how long a stopping daemon keeps answering on the
+// connections it has after it stopped accepting new ones. A request that a
+// client sent just before the signal may not have been read yet, and
+// http.Server.Shutdown closes a connection it has not read from and drops a
+// request it reads after it began: the client would see EOF for a request
+// it sent while the daemon ran.
+const shutdownDrain = 250 * time.Millisecond
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	var c common
@@ -95,14 +104,16 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 
 // daemon is a running `ledger serve`.
 type daemon struct {
-	layout  ledger.Layout
-	log     *ledger.Log
-	svc     *commands.Ledger
-	files   *projection.Files
-	wd      *watchdog.Watchdog
-	servers []*http.Server
-	tcp     net.Listener
-	logger  *slog.Logger
+	layout    ledger.Layout
+	log       *ledger.Log
+	svc       *commands.Ledger
+	files     *projection.Files
+	wd        *watchdog.Watchdog
+	servers   []*http.Server
+	listeners []net.Listener
+	tcp       net.Listener
+	logger    *slog.Logger
+	stopping  atomic.Bool // the listeners are closed on purpose
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -169,14 +180,14 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 		unixLn.Close()
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	listeners := []net.Listener{unixLn}
+	d.listeners = []net.Listener{unixLn}
 	if addr != "" {
 		if d.tcp, err = net.Listen("tcp", addr); err != nil {
 			unixLn.Close()
 			os.Remove(layout.Socket())
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		listeners = append(listeners, d.tcp)
+		d.listeners = append(d.listeners, d.tcp)
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -189,12 +200,12 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 			logger.Error("watchdog stopped", "err", err)
 		}
 	}()
-	for _, ln := range listeners {
+	for _, ln := range d.listeners {
 		srv := httpapi.NewHTTPServer(handler)
 		srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 		d.servers = append(d.servers, srv)
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !d.stopping.Load() {
 				logger.Error("server stopped", "addr", ln.Addr().String(), "err", err)
 			}
 		}()
@@ -235,14 +246,21 @@ func (d *daemon) catchUp() {
 	}
 }
 
-// shutdown stops serving (answering in-flight requests), stops the watchdog
-// and the writer, flushes the projections and removes the socket.
+// shutdown stops accepting connections, answers for shutdownDrain what
+// comes on the open ones, then stops serving (answering in-flight
+// requests), stops the watchdog and the writer, flushes the projections and
+// removes the socket.
 func (d *daemon) shutdown() error {
+	d.stopping.Store(true)
+	for _, ln := range d.listeners {
+		ln.Close() // the unix socket file goes with it
+	}
+	time.Sleep(shutdownDrain)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	var errs []error
 	for _, srv := range d.servers {
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, fmt.Errorf("shutdown: %w", err))
 			srv.Close()
 		}
