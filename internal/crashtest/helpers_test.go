@@ -1,0 +1,395 @@
+package crashtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+)
+
+// portRange keeps these tests' ports away from other packages' tests.
+const portRange = "44000-44999"
+
+// Generous bounds: a slow machine makes a test slow, never wrong.
+const (
+	readyTimeout = 30 * time.Second // a daemon answers its first ping
+	stopTimeout  = 30 * time.Second // a signalled daemon exits
+)
+
+// ledgerBin is the real binary, built once by TestMain.
+var ledgerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "crashtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ledgerBin = filepath.Join(dir, "ledger")
+	out, err := exec.Command("go", "build", "-o", ledgerBin, "../../cmd/ledger").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// rounds returns how many kill/restart rounds a crash scenario runs:
+// $CRASHTEST_ROUNDS, else 3 (2 with -short).
+func rounds(t *testing.T) int {
+	t.Helper()
+	if s := os.Getenv("CRASHTEST_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("CRASHTEST_ROUNDS=%q: want a positive number", s)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 2
+	}
+	return 3
+}
+
+// ledgerEnv is the environment of every ledger process of a test: the data
+// directory and range are set, nothing is inherited from the developer's.
+func ledgerEnv(data string) []string {
+	return append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+portRange,
+		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
+}
+
+// syncBuffer is a bytes.Buffer that a process may write while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemon is one run of `ledger serve`.
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's error, set before done closes
+}
+
+// startDaemon starts `ledger serve` on data with the watchdog kept quiet, so
+// that every event of the log comes from a test client, and waits until
+// ping succeeds.
+func startDaemon(t *testing.T, data, addr string, ping func(context.Context) error) *daemon {
+	t.Helper()
+	cmd := exec.Command(ledgerBin, "serve", "--addr", addr,
+		"--interval", "1h", "--lease", "1h", "--start-grace", "1h")
+	cmd.Env = ledgerEnv(data)
+	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start ledger serve: %v", err)
+	}
+	go func() {
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := ping(ctx)
+		cancel()
+		if err == nil {
+			return d
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("ledger serve exited before it answered: %v\n%s", d.err, d.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger serve did not answer within %s: %v\n%s", readyTimeout, err, d.stderr)
+		}
+	}
+}
+
+// stop sends sig and waits for the process to exit. It returns the exit
+// code, or -1 with the signal when the process died of one.
+func (d *daemon) stop(t *testing.T, sig syscall.Signal) (code int, killedBy syscall.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+	return d.wait(t)
+}
+
+// wait waits for the process to exit; see stop.
+func (d *daemon) wait(t *testing.T) (code int, killedBy syscall.Signal) {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("ledger serve did not exit within %s\n%s", stopTimeout, d.stderr)
+	}
+	st := d.cmd.ProcessState
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1, ws.Signal()
+	}
+	return st.ExitCode(), 0
+}
+
+// freeAddr returns a loopback address that nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// intent is what the clients of a test asked for and what they were told.
+type intent struct {
+	mu sync.Mutex
+	// allocSent counts allocate requests sent, by service name.
+	allocSent map[string]int
+	// releaseSent counts release requests sent, by released_by.
+	releaseSent map[string]int
+	// allocAcked are the allocations answered with success.
+	allocAcked []ledger.Allocation
+	// releaseAcked are the released events answered with success, with
+	// the allocation each was meant to end (zero: whichever held the port).
+	releaseAcked []ackedRelease
+	// settled are allocations whose holder saw them end: a release was
+	// answered, or a retried release was told the allocation is gone.
+	settled map[ulid.ULID]bool
+	// owns says whether a release by releasedBy may end an allocation of
+	// service; nil: only a service releases its own ports.
+	owns func(releasedBy, service string) bool
+}
+
+type ackedRelease struct {
+	event ledger.Event
+	of    ulid.ULID
+}
+
+func newIntent() *intent {
+	return &intent{allocSent: map[string]int{}, releaseSent: map[string]int{}, settled: map[ulid.ULID]bool{}}
+}
+
+func (in *intent) sentAllocate(service string) {
+	in.mu.Lock()
+	in.allocSent[service]++
+	in.mu.Unlock()
+}
+
+func (in *intent) sentRelease(by string) {
+	in.mu.Lock()
+	in.releaseSent[by]++
+	in.mu.Unlock()
+}
+
+func (in *intent) allocated(a ledger.Allocation) {
+	in.mu.Lock()
+	in.allocAcked = append(in.allocAcked, a)
+	in.mu.Unlock()
+}
+
+func (in *intent) released(e ledger.Event, of ulid.ULID) {
+	in.mu.Lock()
+	in.releaseAcked = append(in.releaseAcked, ackedRelease{e, of})
+	if !of.IsZero() {
+		in.settled[of] = true
+	}
+	in.mu.Unlock()
+}
+
+func (in *intent) gone(of ulid.ULID) {
+	in.mu.Lock()
+	in.settled[of] = true
+	in.mu.Unlock()
+}
+
+// logFacts is what checkLog found.
+type logFacts struct {
+	events    []ledger.Event
+	final     *projection.Registry
+	allocated int
+	released  int
+	byType    map[ledger.EventType]int
+}
+
+// checkLog opens the log of data after every process has let go of it and
+// checks the promises against what the clients asked for and were told:
+// the file passes bbolt's check; every acknowledged allocation and release
+// is there, as acknowledged; every allocation and release in the log was
+// asked for, and no more often than asked; no allocation lands on a held
+// port and every release ends a live allocation of an owner's service; no
+// settled allocation is still live at the end.
+func checkLog(t *testing.T, data string, in *intent) logFacts {
+	t.Helper()
+	log, err := ledger.Open(ledger.Layout{Dir: data}.DB(), ledger.Options{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("open log: %v", err)
+	}
+	defer log.Close()
+	if err := log.Check(); err != nil {
+		t.Fatalf("bbolt check: %v", err)
+	}
+	f := logFacts{byType: map[ledger.EventType]int{}}
+	byID := map[ulid.ULID]ledger.Event{}
+	err = log.Scan(ulid.ULID{}, ulid.ULID{}, func(e ledger.Event) error {
+		f.events = append(f.events, e)
+		byID[e.ID] = e
+		f.byType[e.Type]++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("scan log: %v", err)
+	}
+	n, err := log.Count()
+	if err != nil || n != uint64(len(f.events)) {
+		t.Errorf("the log counts %d events (%v) but holds %d", n, err, len(f.events))
+	}
+
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, a := range in.allocAcked {
+		e, ok := byID[a.EventID]
+		switch {
+		case !ok:
+			t.Errorf("LOST: allocation of port %d to %s (event %s) was acknowledged but is not in the log", a.Port, a.ServiceName, a.EventID)
+		case e.Type != ledger.EventAllocated || e.Port != a.Port || e.Allocated.ServiceName != a.ServiceName:
+			t.Errorf("acknowledged allocation %s of port %d to %s is %s of port %d in the log", a.EventID, a.Port, a.ServiceName, e.Type, e.Port)
+		}
+	}
+	releaseOf := map[ulid.ULID]ulid.ULID{}
+	for _, r := range in.releaseAcked {
+		e, ok := byID[r.event.ID]
+		switch {
+		case !ok:
+			t.Errorf("LOST: release of port %d (event %s) was acknowledged but is not in the log", r.event.Port, r.event.ID)
+		case e.Type != ledger.EventReleased || e.Port != r.event.Port:
+			t.Errorf("acknowledged release %s of port %d is %s of port %d in the log", r.event.ID, r.event.Port, e.Type, e.Port)
+		}
+		releaseOf[r.event.ID] = r.of
+	}
+
+	owns := in.owns
+	if owns == nil {
+		owns = func(by, service string) bool { return by == service }
+	}
+	allocs, releases := map[string]int{}, map[string]int{}
+	reg := projection.NewRegistry()
+	for _, e := range f.events {
+		switch e.Type {
+		case ledger.EventAllocated:
+			f.allocated++
+			svc := e.Allocated.ServiceName
+			allocs[svc]++
+			if sent := in.allocSent[svc]; allocs[svc] > sent {
+				t.Errorf("UNASKED: allocation %s of port %d to %s: %d allocations in the log, %d asked for", e.ID, e.Port, svc, allocs[svc], sent)
+			}
+			if h := reg.Allocs[e.Port]; h != nil {
+				t.Errorf("DOUBLE HOLDER: allocation %s hands port %d to %s while %s holds it (since %s)", e.ID, e.Port, svc, h.ServiceName, h.EventID)
+			}
+			if !reg.Range.Contains(e.Port) {
+				t.Errorf("allocation %s of port %d is outside the range %s", e.ID, e.Port, reg.Range)
+			}
+		case ledger.EventReleased:
+			f.released++
+			by := e.Released.ReleasedBy
+			releases[by]++
+			if sent := in.releaseSent[by]; releases[by] > sent {
+				t.Errorf("UNASKED: release %s of port %d by %q: %d releases in the log, %d asked for", e.ID, e.Port, by, releases[by], sent)
+			}
+			h := reg.Allocs[e.Port]
+			switch {
+			case h == nil:
+				t.Errorf("release %s of port %d that nobody holds", e.ID, e.Port)
+			case !owns(by, h.ServiceName):
+				t.Errorf("release %s of port %d by %q ends an allocation of %s", e.ID, e.Port, by, h.ServiceName)
+			case !releaseOf[e.ID].IsZero() && releaseOf[e.ID] != h.EventID:
+				t.Errorf("release %s of port %d was meant for allocation %s but ends %s", e.ID, e.Port, releaseOf[e.ID], h.EventID)
+			}
+		}
+		reg.Apply(e)
+	}
+	for port, a := range reg.Allocs {
+		if in.settled[a.EventID] {
+			t.Errorf("allocation %s of port %d to %s is live at the end, but its holder was told it ended", a.EventID, port, a.ServiceName)
+		}
+	}
+	f.final = reg
+	return f
+}
+
+// replayVerify runs `ledger replay --verify` on a data directory that no
+// daemon holds: the projection files must equal what the log gives.
+func replayVerify(t *testing.T, data string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ledgerBin, "replay", "--verify")
+	cmd.Env = ledgerEnv(data)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil || !strings.Contains(out.String(), "match") {
+		t.Errorf("ledger replay --verify: %v: the projection files differ from the log\n%s%s", err, out.String(), errb.String())
+	}
+}
+
+// checkFile opens the log while no daemon runs and runs bbolt's check: a
+// file left by a killed daemon must be whole.
+func checkFile(t *testing.T, data string) {
+	t.Helper()
+	log, err := ledger.Open(ledger.Layout{Dir: data}.DB(), ledger.Options{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("open log after the daemon stopped: %v", err)
+	}
+	defer log.Close()
+	if err := log.Check(); err != nil {
+		t.Fatalf("bbolt check after the daemon stopped: %v", err)
+	}
+}
+
+// isDial reports whether err is a failure to connect: nothing was sent.
+func isDial(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
