@@ -71,7 +71,9 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 // allocation, whatever the last input did.
 func (fs *fuzzServer) reset(tb testing.TB) {
 	tb.Helper()
-	ctx := context.Background()
+	// A hung writer must fail the input, not stall the fuzzer.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	allocs, err := fs.svc.Allocations(ctx, ledger.AllocationQuery{})
 	if err != nil {
 		tb.Fatal(err)
