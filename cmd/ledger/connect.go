@@ -69,6 +69,28 @@ func parse(e *env, fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseInterleaved is parse for a subcommand whose flags may follow its
+// positional arguments, as in `ledger release 8000 --reason R`; the flag
+// package alone stops at the first argument that is not a flag. A "--"
+// ends the flags. It returns the positional arguments.
+func parseInterleaved(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(e, fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 // errHelp ends a subcommand after printing its help.
 var errHelp = errors.New("help printed")
 

@@ -16,13 +16,14 @@ Free PORT. The release is an event: history keeps who held the port, for how
 long, and why it was released.`, &c, true)
 	fs.StringVar(&req.Reason, "reason", "released", "why the port is released")
 	fs.StringVar(&req.ReleasedBy, "released-by", "cli", "who releases it")
-	if err := parse(e, fs, args); err != nil {
+	pos, err := parseInterleaved(e, fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("release needs PORT")
+	if len(pos) != 1 {
+		return usagef("release needs one PORT, got %q", pos)
 	}
-	port, err := parsePort(fs.Arg(0))
+	port, err := parsePort(pos[0])
 	if err != nil {
 		return err
 	}
