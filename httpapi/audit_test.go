@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/ledger"
+)
+
+func TestWhoRoute(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	c := NewClient(e.srv.URL, "")
+
+	a := e.allocate(t, "grace_backend")
+	_, err := e.svc.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: "deploy"})
+	is.NoErr(err)
+	b := e.allocate(t, "learning")
+
+	// At the first allocation's event: held by grace_backend, released later.
+	remote, err := c.Who(ctx, a.Port, a.EventID)
+	is.NoErr(err)
+	local, err := e.svc.Who(ctx, a.Port, a.EventID)
+	is.NoErr(err)
+	is.True(sameJSON(t, remote, local))                             // the client answers what the ledger answers
+	is.Equal(remote.Holder.Allocation.ServiceName, "grace_backend") // the holder then
+	is.Equal(remote.Holder.Release.Reason, "deploy")                // and why it left
+
+	// Now, in raw JSON: the seed's allocation fields under holder.
+	status, m := e.call(t, http.MethodGet, "/api/ports/who/"+strconv.Itoa(b.Port), "", "")
+	is.Equal(status, http.StatusOK)
+	holder, _ := m["holder"].(map[string]any)
+	alloc, _ := holder["allocation"].(map[string]any)
+	checkAllocationJSON(t, alloc, b)
+	_, released := holder["release"]
+	is.True(!released) // still held: no release
+
+	for _, bad := range []string{
+		"/api/ports/who/abc",
+		"/api/ports/who/0",
+		"/api/ports/who/42000?at=yesterday-ish",
+		"/api/ports/who/42000?at=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)),
+	} {
+		status, m := e.call(t, http.MethodGet, bad, "", "")
+		checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID)
+	}
+	// A moment before the first event: free, and no as_of.
+	status, m = e.call(t, http.MethodGet, "/api/ports/who/"+strconv.Itoa(a.Port)+"?at=2001-01-01", "", "")
+	is.Equal(status, http.StatusOK)
+	_, hasAsOf := m["as_of"]
+	is.True(!hasAsOf)         // before the first event
+	is.True(m["next"] != nil) // grace_backend held it next
+}
+
+func TestUsageRoute(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	c := NewClient(e.srv.URL, "")
+	a := e.allocate(t, "api")
+	_, err := e.svc.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: "done"})
+	is.NoErr(err)
+	e.allocate(t, "api")
+	e.allocate(t, "worker")
+
+	q := ledger.UsageQuery{Since: ledger.SinceID(time.Now().Add(-time.Hour))}
+	remote, err := c.Usage(ctx, q)
+	is.NoErr(err)
+	is.Equal(len(remote), 2)                                // api and worker
+	is.Equal(remote[0].Allocations, 2)                      // api allocated twice
+	is.Equal(remote[0].Releases, map[string]int{"done": 1}) // and released once
+	is.Equal(remote[0].HeldAtEnd, 1)
+
+	status, m := e.call(t, http.MethodGet, "/api/ports/usage?since=7d&service=worker", "", "")
+	is.Equal(status, http.StatusOK)
+	us, _ := m["usage"].([]any)
+	is.Equal(len(us), 1) // one service asked for
+
+	status, m = e.call(t, http.MethodGet, "/api/ports/usage?since=1h&until=2h", "", "")
+	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID) // since after until
+	status, m = e.call(t, http.MethodGet, "/api/ports/usage?until=tomorrow", "", "")
+	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID)
+}
+
+func TestImportRoute(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	c := NewClient(e.srv.URL, "")
+
+	root := t.TempDir()
+	logs := ledger.Layout{Dir: root}.LogsDir()
+	is.NoErr(os.MkdirAll(logs, 0o700))
+	is.NoErr(os.WriteFile(filepath.Join(logs, "allocations_20251115.jsonl"), []byte(
+		`{"timestamp": "2025-11-15T14:30:00Z", "action": "allocate", "port": 8000, "service_name": "grace_backend", "started_by": "serve.py", "purpose": "Main Grace API server"}
+{"timestamp": "2025-11-15T16:30:00Z", "action": "release", "port": 8000, "reason": "shutdown", "duration_s": 7200}
+`), 0o600))
+	orig, err := commands.ReadOriginal(root)
+	is.NoErr(err)
+	before := e.state(t)
+
+	res, err := c.Import(ctx, orig.Events)
+	is.NoErr(err)
+	is.Equal(res.Imported, 2) // both lines
+	after := e.state(t)
+	is.Equal(after.count, before.count+2)
+	is.Equal(after.last, before.last) // the past grew, the head did not move
+
+	hist, err := c.History(ctx, ledger.HistoryQuery{Port: 8000})
+	is.NoErr(err)
+	is.Equal(len(hist), 2)
+	is.Equal(*hist[0].Imported, ledger.ImportSource{File: "allocations_20251115.jsonl", Line: 1}) // marked with its source
+	is.Equal(hist[1].Released.Reason, "shutdown")
+
+	res, err = c.Import(ctx, orig.Events)
+	is.NoErr(err)
+	is.Equal(res.Imported, 0)   // a second import adds nothing
+	is.Equal(res.Duplicates, 2) // and says so
+
+	// An event without its source is refused, and nothing changes.
+	status, m := e.call(t, http.MethodPost, "/api/ports/import",
+		`{"events": [{"id": "`+ulid.Make().String()+`", "type": "released", "at": "2025-11-15T16:30:00Z", "port": 8001}]}`, "")
+	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID)
+	is.Equal(e.state(t), after)
+	status, m = e.call(t, http.MethodPost, "/api/ports/import", `{"events": [], "extra": 1}`, "")
+	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID) // unknown fields
+}
