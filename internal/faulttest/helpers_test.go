@@ -298,3 +298,6 @@ func remount(t testing.TB, dir, opt string) error {
 	}
 	return nil
 }
+
+// jsonUnmarshal is json.Unmarshal, named for the load tests.
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
