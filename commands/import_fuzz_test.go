@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
@@ -64,7 +65,10 @@ func FuzzReadOriginal(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer svc.Close()
-		res, err := svc.Import(context.Background(), o.Events)
+		// A hung import must fail the input, not stall the fuzzer.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := svc.Import(ctx, o.Events)
 		if err != nil {
 			if ledger.ErrorCode(err) == ledger.EINTERNAL {
 				t.Fatalf("import: %v", err)
@@ -74,7 +78,7 @@ func FuzzReadOriginal(f *testing.F) {
 		if err := log.Check(); err != nil {
 			t.Fatal(err)
 		}
-		res2, err := svc.Import(context.Background(), o.Events)
+		res2, err := svc.Import(ctx, o.Events)
 		if err != nil || res2.Imported != 0 {
 			t.Fatalf("second import: %+v, %v (first %+v)", res2, err, res)
 		}
