@@ -2,15 +2,13 @@ package ledger_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/internal/fixture"
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -37,152 +35,17 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// The 1M-event fixture: a realistic log built once per test process, only
-// when a benchmark asks for it, and removed by TestMain.
-const (
-	fixtureEvents = 1_000_000
-	fixtureBatch  = 10_000
-	fixturePort   = 8050 // the port whose history BenchmarkScanPort1M reads
-)
+// bench1M is the 1M-event log, built once per test process, only when a
+// benchmark asks for it, and removed by TestMain.
+var bench1M fixture.Shared
 
-var fixture struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-// fixture1M returns the path of the 1M-event log, building it on first use.
-func fixture1M(b *testing.B) string {
-	b.Helper()
-	if testing.Short() {
-		b.Skip("the 1M-event fixture is not built in -short mode")
-	}
-	fixture.once.Do(func() {
-		fixture.dir, fixture.err = os.MkdirTemp("", "portledger-bench-")
-		if fixture.err != nil {
-			return
-		}
-		fixture.path = filepath.Join(fixture.dir, "ledger.db")
-		start := time.Now()
-		fixture.err = buildFixture(fixture.path, fixtureEvents)
-		b.Logf("built the %d-event fixture in %s", fixtureEvents, time.Since(start).Round(time.Millisecond))
-	})
-	if fixture.err != nil {
-		b.Fatalf("build fixture: %v", fixture.err)
-	}
-	return fixture.path
-}
-
-// buildFixture writes n events of a realistic mix (allocate, register pid,
-// health changes, stats, release) over the 101 ports 8000-8100 and 50
-// services, in batches of fixtureBatch, without fsync.
-func buildFixture(path string, n int) error {
-	clock := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	l, err := ledger.Open(path, ledger.Options{NoSync: true, Now: func() time.Time {
-		clock = clock.Add(time.Hour)
-		return clock
-	}})
-	if err != nil {
-		return err
-	}
-	g := newEventGen(1)
-	batch := make([]ledger.Event, 0, fixtureBatch)
-	for written := 0; written < n; written += len(batch) {
-		batch = batch[:0]
-		for len(batch) < fixtureBatch && written+len(batch) < n {
-			batch = append(batch, g.next())
-		}
-		if _, err := l.Append(batch, nil); err != nil {
-			_ = l.Close()
-			return err
-		}
-	}
-	return l.Close()
-}
-
-// portState is what the generator remembers of one port.
-type portState struct {
-	held    bool
-	service string
-	pid     int
-	health  ledger.Health
-	req     int64
-	errs    int64
-}
-
-// eventGen makes a plausible stream of events: a port is allocated, gets a
-// PID, turns healthy, reports stats many times, sometimes turns unhealthy,
-// and is released.
-type eventGen struct {
-	rng      *rand.Rand
-	ports    [101]portState
-	services []string
-	seq      int
-}
-
-func newEventGen(seed uint64) *eventGen {
-	g := &eventGen{rng: rand.New(rand.NewPCG(seed, seed+1))}
-	kinds := []string{"api", "worker", "web", "grpc", "admin"}
-	for i := range 50 {
-		g.services = append(g.services, fmt.Sprintf("team%02d-%s", i/5, kinds[i%5]))
-	}
-	return g
-}
-
-func (g *eventGen) next() ledger.Event {
-	g.seq++
-	i := g.rng.IntN(len(g.ports))
-	port, s := 8000+i, &g.ports[i]
-	if !s.held {
-		*s = portState{held: true, service: g.services[g.rng.IntN(len(g.services))], health: ledger.HealthStarting}
-		return ledger.Event{Type: ledger.EventAllocated, Port: port, Allocated: &ledger.Allocated{
-			ServiceName: s.service, StartedBy: "ci-runner-3", Purpose: "integration tests",
-			HealthURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", port),
-		}}
-	}
-	r := g.rng.IntN(100)
-	switch {
-	case s.pid == 0 && r < 40:
-		s.pid = 10000 + g.seq%50000
-		return ledger.Event{Type: ledger.EventPIDRegistered, Port: port, PIDRegistered: &ledger.PIDRegistered{
-			PID: s.pid, PIDStarted: 1735689600000 + int64(g.seq), Cmdline: fmt.Sprintf("/usr/bin/python3 -m uvicorn app:main --port %d", port),
-		}}
-	case s.health == ledger.HealthStarting && r < 60:
-		s.health = ledger.HealthHealthy
-		return healthEvent(port, ledger.HealthStarting, ledger.HealthHealthy, "listening")
-	case r < 90:
-		s.req += int64(g.rng.IntN(500))
-		if g.rng.IntN(10) == 0 {
-			s.errs++
-		}
-		return ledger.Event{Type: ledger.EventStatsReported, Port: port, StatsReported: &ledger.StatsReported{RequestCount: s.req, ErrorCount: s.errs}}
-	case r < 94:
-		from, to := s.health, ledger.HealthUnhealthy
-		if from == ledger.HealthUnhealthy {
-			to = ledger.HealthHealthy
-		}
-		s.health = to
-		return healthEvent(port, from, to, "endpoint check")
-	default:
-		s.held = false
-		return ledger.Event{Type: ledger.EventReleased, Port: port, Released: &ledger.Released{
-			Reason: "process exited", ReleasedBy: "watchdog", DurationMS: int64(g.rng.IntN(3600000)),
-			RequestCount: s.req, ErrorCount: s.errs,
-		}}
-	}
-}
-
-func healthEvent(port int, from, to ledger.Health, reason string) ledger.Event {
-	return ledger.Event{Type: ledger.EventHealthChanged, Port: port, HealthChanged: &ledger.HealthChanged{
-		From: from, To: to, Reason: reason, Alive: true, Listening: to == ledger.HealthHealthy, Endpoint: "ok",
-	}}
-}
+// historyPort is the port whose history BenchmarkScanPort1M reads.
+const historyPort = 8050
 
 // openFixture opens the 1M-event log for the length of the benchmark.
 func openFixture(b *testing.B) *ledger.Log {
 	b.Helper()
-	l, err := ledger.Open(fixture1M(b), ledger.Options{})
+	l, err := ledger.Open(bench1M.Path(b), ledger.Options{})
 	if err != nil {
 		b.Fatalf("open fixture: %v", err)
 	}
@@ -198,7 +61,7 @@ func BenchmarkScanPort1M(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		n = 0
-		err := l.ScanPort(fixturePort, ulid.ULID{}, ulid.ULID{}, func(e ledger.Event) error {
+		err := l.ScanPort(historyPort, ulid.ULID{}, ulid.ULID{}, func(e ledger.Event) error {
 			n++
 			return nil
 		})
@@ -226,6 +89,6 @@ func BenchmarkDiskPerEvent1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(size)/fixtureEvents, "bytes/event")
-	b.ReportMetric(float64(used)/fixtureEvents, "used-bytes/event")
+	b.ReportMetric(float64(size)/fixture.DefaultEvents, "bytes/event")
+	b.ReportMetric(float64(used)/fixture.DefaultEvents, "used-bytes/event")
 }

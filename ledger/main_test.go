@@ -8,8 +8,6 @@ import (
 // TestMain removes the benchmark fixture, if a benchmark built one.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixture.dir != "" {
-		_ = os.RemoveAll(fixture.dir)
-	}
+	_ = bench1M.Remove()
 	os.Exit(code)
 }
