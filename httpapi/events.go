@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -34,7 +35,7 @@ const (
 // slowly that its subscription is dropped, or history cannot be read, an
 // "error" message with the JSON error body ends the stream; the client can
 // reconnect with the last ID it saw.
-func handleEvents(svc ledger.Service, src EventSource, heartbeat time.Duration, log *slog.Logger) http.HandlerFunc {
+func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heartbeat time.Duration, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		if src == nil {
 			return ledger.Errorf(EUNAVAILABLE, "no event stream in this daemon")
@@ -119,13 +120,21 @@ func handleEvents(svc ledger.Service, src EventSource, heartbeat time.Duration, 
 					}
 					return nil
 				}
-				if e.ID.Compare(last) <= 0 {
-					continue
+				// Write this event and every one already waiting, then
+				// flush once: one write call per burst, not per event.
+				for more := true; more; {
+					if e.ID.Compare(last) > 0 {
+						if _, err := w.Write(frames.frame(e)); err != nil {
+							return nil
+						}
+						last = e.ID
+					}
+					select {
+					case e, more = <-sub.C:
+					default:
+						more = false
+					}
 				}
-				if err := writeEvent(w, e); err != nil {
-					return nil
-				}
-				last = e.ID
 			}
 			if err := rc.Flush(); err != nil {
 				return nil
@@ -136,12 +145,57 @@ func handleEvents(svc ledger.Service, src EventSource, heartbeat time.Duration, 
 
 // writeEvent writes one SSE message for e.
 func writeEvent(w io.Writer, e ledger.Event) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b)
+	_, err := w.Write(appendFrame(nil, e))
 	return err
+}
+
+// appendFrame appends the SSE message of e to b.
+func appendFrame(b []byte, e ledger.Event) []byte {
+	data, err := json.Marshal(e)
+	if err != nil {
+		// An Event always marshals; keep the stream valid if it ever does not.
+		data = []byte(`{}`)
+	}
+	b = fmt.Appendf(b, "id: %s\nevent: %s\ndata: ", e.ID, e.Type)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// frameCache holds the SSE messages of the newest events, so that a live
+// event is encoded once however many streams send it.
+type frameCache struct {
+	mu   sync.Mutex
+	m    map[ulid.ULID][]byte
+	ring []ulid.ULID
+	next int
+}
+
+// frameCacheSize is how many recent events keep their encoded message.
+const frameCacheSize = 1024
+
+func newFrameCache() *frameCache {
+	return &frameCache{m: make(map[ulid.ULID][]byte, frameCacheSize), ring: make([]ulid.ULID, frameCacheSize)}
+}
+
+// frame returns the SSE message of e, encoding it on first use. The bytes
+// are shared: callers must not modify them.
+func (c *frameCache) frame(e ledger.Event) []byte {
+	c.mu.Lock()
+	b, ok := c.m[e.ID]
+	c.mu.Unlock()
+	if ok {
+		return b
+	}
+	b = appendFrame(nil, e)
+	c.mu.Lock()
+	if _, ok := c.m[e.ID]; !ok {
+		delete(c.m, c.ring[c.next])
+		c.ring[c.next] = e.ID
+		c.next = (c.next + 1) % len(c.ring)
+		c.m[e.ID] = b
+	}
+	c.mu.Unlock()
+	return b
 }
 
 // endStream sends err as a final "error" message. Internal details are

@@ -34,7 +34,7 @@ func routes(cfg Config) http.Handler {
 			r.Post("/health-check", handleHealthCheck(cfg.Watchdog, log))
 			r.Get("/watchdog/status", handleWatchdogStatus(cfg.Watchdog, log))
 			r.Get("/history", handleHistory(svc, cfg.Now, log))
-			r.Get("/events", handleEvents(svc, cfg.Events, cfg.Heartbeat, log))
+			r.Get("/events", handleEvents(svc, cfg.Events, newFrameCache(), cfg.Heartbeat, log))
 			r.Get("/who/{port}", handleWho(svc, cfg.Now, log))
 			r.Get("/usage", handleUsage(svc, cfg.Now, log))
 			r.Post("/import", handleImport(svc, log))
