@@ -2,10 +2,13 @@ package commands_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
@@ -42,6 +45,52 @@ func BenchmarkAllocateRelease(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+		})
+	}
+}
+
+// BenchmarkAllocateWithSubscribers measures one caller's durable allocate+
+// release cycle while 0 or 1,000 subscribers receive every event, each in
+// its own goroutine that encodes the event as the event stream does. The
+// writer only offers events to subscribers without blocking, so their
+// number should cost the writer little beyond the CPU they take.
+func BenchmarkAllocateWithSubscribers(b *testing.B) {
+	for _, subs := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("subscribers-%d", subs), func(b *testing.B) {
+			l := MustOpen(b, commands.Config{})
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			for range subs {
+				s := l.Subscribe(1024)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for e := range s.C {
+						if _, err := json.Marshal(e); err != nil {
+							b.Error(err)
+						}
+					}
+				}()
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for b.Loop() {
+				t0 := time.Now()
+				a, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.Release(ctx, ledger.ReleaseRequest{Port: a.Port}); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+			l.Close() // ends the subscriptions
+			wg.Wait()
 		})
 	}
 }

@@ -46,13 +46,16 @@ type Ledger struct {
 
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
+	pubq  chan []ledger.Event // committed groups, in order, for the publisher
+	pubed chan struct{}       // closed when the publisher has ended
 
 	statsMu sync.Mutex // guards stats
 	stats   map[int]*pendingStats
 
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
+	stopOnce      sync.Once
+	stopPublisher sync.Once
+	stop          chan struct{}
+	done          chan struct{}
 }
 
 var _ ledger.Service = (*Ledger)(nil)
@@ -80,6 +83,8 @@ func New(cfg Config) (*Ledger, error) {
 		log:   cfg.Log,
 		reqs:  make(chan *request),
 		subs:  make(map[*Subscription]struct{}),
+		pubq:  make(chan []ledger.Event, 1024),
+		pubed: make(chan struct{}),
 		stats: make(map[int]*pendingStats),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -90,6 +95,7 @@ func New(cfg Config) (*Ledger, error) {
 	}
 	l.reg = reg
 	go l.writer()
+	go l.publisher()
 	return l, nil
 }
 
@@ -101,6 +107,8 @@ var ledgerNow = zeroID
 func (l *Ledger) Close() error {
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
+	l.stopPublisher.Do(func() { close(l.pubq) })
+	<-l.pubed
 	l.subMu.Lock()
 	for s := range l.subs {
 		s.closeLocked()

@@ -3,6 +3,8 @@ package commands
 import (
 	"sync"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -13,6 +15,7 @@ type Subscription struct {
 	C <-chan ledger.Event
 
 	c       chan ledger.Event
+	from    ulid.ULID // events up to this one were committed before the subscription
 	l       *Ledger
 	once    sync.Once
 	dropped bool // guarded by l.subMu
@@ -26,6 +29,12 @@ func (l *Ledger) Subscribe(buffer int) *Subscription {
 	c := make(chan ledger.Event, buffer)
 	s := &Subscription{C: c, c: c, l: l}
 	l.subMu.Lock()
+	// Read the position under subMu, which the publisher holds while it
+	// fans out: an event is then either committed before this position or
+	// offered to this subscription, never both and never neither.
+	l.mu.RLock()
+	s.from = l.reg.Last
+	l.mu.RUnlock()
 	select {
 	case <-l.stop:
 		s.closeLocked()
@@ -56,12 +65,25 @@ func (s *Subscription) closeLocked() {
 	s.once.Do(func() { close(s.c) })
 }
 
+// publisher fans committed groups out to the subscribers, off the writer's
+// path: however many subscribers there are, callers get their answers
+// without waiting for them.
+func (l *Ledger) publisher() {
+	defer close(l.pubed)
+	for events := range l.pubq {
+		l.publish(events)
+	}
+}
+
 // publish offers committed events to every subscriber without blocking.
 func (l *Ledger) publish(events []ledger.Event) {
 	l.subMu.Lock()
 	defer l.subMu.Unlock()
 	for s := range l.subs {
 		for _, e := range events {
+			if e.ID.Compare(s.from) <= 0 {
+				continue
+			}
 			select {
 			case s.c <- e:
 			default:

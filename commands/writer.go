@@ -163,7 +163,7 @@ func (l *Ledger) commit(batch []*request) {
 	l.mu.Unlock()
 
 	if len(events) > 0 {
-		l.publish(events)
+		l.pubq <- events // the publisher fans out; the callers need not wait for it
 	}
 	for i, r := range batch {
 		r.done <- results[i]
