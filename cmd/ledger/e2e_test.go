@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+	"github.com/portledger/portledger/internal/testbin"
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -26,55 +25,16 @@ import (
 // from other test packages.
 const e2eRange = "45500-45600"
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// ledgerBinary builds the real binary once per test process.
-func ledgerBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ledger-e2e-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ledger")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
 // ledgerCmd returns the real binary set up for a data directory.
 func ledgerCmd(t *testing.T, data string, args ...string) *exec.Cmd {
-	cmd := exec.Command(ledgerBinary(t), args...)
-	cmd.Env = append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+e2eRange, "LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
-	return cmd
+	t.Helper()
+	return bins.Command(t, data, e2eRange, args...)
 }
 
 // run runs the binary and returns stdout, stderr and the exit code.
 func run(t *testing.T, data string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := ledgerCmd(t, data, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return testbin.Run(t, ledgerCmd(t, data, args...))
 }
 
 func TestTwentyConcurrentAllocateProcesses(t *testing.T) {
@@ -243,27 +203,16 @@ func TestEmbeddedTourAndReplay(t *testing.T) {
 	is.Equal(string(rebuilt), string(lines)) // and the file is rebuilt byte for byte
 }
 
-// freePort asks the OS for a free loopback port.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestServeEndToEnd(t *testing.T) {
 	is := is.New(t)
 	data := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := testbin.FreeAddr(t)
 	serve := ledgerCmd(t, data, "serve", "--addr", addr)
 	var serveErr bytes.Buffer
 	serve.Stderr = &serveErr
 	is.NoErr(serve.Start())
 	defer serve.Process.Kill()
-	waitFor(t, func() bool {
+	testbin.WaitFor(t, "daemon answers /healthz", func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return false
@@ -273,7 +222,7 @@ func TestServeEndToEnd(t *testing.T) {
 	})
 
 	// A second daemon on the same data directory exits at once.
-	_, errOut, code := run(t, data, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	_, errOut, code := run(t, data, "serve", "--addr", testbin.FreeAddr(t))
 	is.Equal(code, 1)                                                         // refused
 	is.True(strings.Contains(errOut, "already serves"))                       // saying why
 	is.True(strings.Contains(errOut, "pid "+strconv.Itoa(serve.Process.Pid))) // naming the running one
@@ -306,18 +255,4 @@ func TestServeEndToEnd(t *testing.T) {
 	out, _, code = run(t, data, "status", "--json")
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, `"remote"`))
-}
-
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("condition not met in time")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

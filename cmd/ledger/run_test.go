@@ -14,12 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/matryer/is"
+	"github.com/portledger/portledger/internal/testbin"
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -27,53 +27,11 @@ import (
 // developer's services and from the other tests' ports.
 const runRange = "45000-45100"
 
-var (
-	runBinOnce  sync.Once
-	runBinDir   string
-	runBinError error
-)
-
 // runBinaries builds the real ledger binary and the test service
 // (testdata/runchild) once per test process.
 func runBinaries(t *testing.T) (ledgerPath, childPath string) {
 	t.Helper()
-	runBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ledger-run-test-")
-		if err != nil {
-			runBinError = err
-			return
-		}
-		runBinDir = dir
-		for _, b := range []struct{ out, pkg string }{{"ledger", "."}, {"runchild", "./testdata/runchild"}} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg).CombinedOutput()
-			if err != nil {
-				runBinError = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if runBinError != nil {
-		t.Fatal(runBinError)
-	}
-	return filepath.Join(runBinDir, "ledger"), filepath.Join(runBinDir, "runchild")
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return bins.Ledger(t), bins.Program(t, "./cmd/ledger/testdata/runchild")
 }
 
 // runCmd returns the real binary set up for a data directory. It runs in a
@@ -83,9 +41,7 @@ func (l *lockedBuffer) String() string {
 // send it twice).
 func runCmd(t *testing.T, data string, args ...string) *exec.Cmd {
 	t.Helper()
-	bin, _ := runBinaries(t)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+runRange, "LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
+	cmd := bins.Command(t, data, runRange, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
@@ -93,7 +49,7 @@ func runCmd(t *testing.T, data string, args ...string) *exec.Cmd {
 // ledgerRun is a `ledger run` started by a test.
 type ledgerRun struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testbin.Buffer
 	done   chan struct{}
 	code   int
 }
@@ -105,7 +61,7 @@ func startRun(t *testing.T, data string, runArgs []string, childArgs ...string) 
 	_, child := runBinaries(t)
 	args := append(append([]string{"run"}, runArgs...), "--", child)
 	cmd := runCmd(t, data, append(args, childArgs...)...)
-	r := &ledgerRun{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	r := &ledgerRun{cmd: cmd, stderr: &testbin.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, r.stderr
 	// A child that outlives a killed ledger run keeps the stderr pipe open:
 	// wait for the pipe only this long after ledger run exits.
@@ -176,8 +132,10 @@ func readInfo(t *testing.T, r *ledgerRun, path string) childInfo {
 // generous deadline passes.
 func waitUntil(t *testing.T, r *ledgerRun, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
+	testbin.WaitFor(t, "condition", func() bool {
+		if cond() {
+			return true
+		}
 		if r != nil {
 			select {
 			case <-r.done:
@@ -185,29 +143,15 @@ func waitUntil(t *testing.T, r *ledgerRun, cond func() bool) {
 			default:
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 // ledgerOut runs a one-shot ledger command and returns stdout, stderr and
 // the exit code.
 func ledgerOut(t *testing.T, data string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := runCmd(t, data, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out.String(), errb.String(), ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatalf("ledger %v: %v", args, err)
-	}
-	return out.String(), errb.String(), 0
+	return testbin.Run(t, runCmd(t, data, args...))
 }
 
 // statusOf returns the registry as `ledger status --json` prints it.
@@ -540,7 +484,7 @@ func TestRunInProcess(t *testing.T) {
 func startServe(t *testing.T, data string, flags ...string) {
 	t.Helper()
 	serve := runCmd(t, data, append([]string{"serve", "--addr", ""}, flags...)...)
-	serveErr := &lockedBuffer{}
+	serveErr := &testbin.Buffer{}
 	serve.Stderr = serveErr
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/internal/testbin"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
 )
@@ -30,24 +30,21 @@ const (
 	stopTimeout  = 30 * time.Second // a signalled daemon exits
 )
 
-// ledgerBin is the real binary, built once by TestMain.
+// bins builds the real binary once for all the tests.
+var bins testbin.Binaries
+
+// ledgerBin is the real binary, built by TestMain before any test runs.
 var ledgerBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "crashtest-")
-	if err != nil {
+	var err error
+	if ledgerBin, err = bins.Build(testbin.LedgerPkg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ledgerBin = filepath.Join(dir, "ledger")
-	out, err := exec.Command("go", "build", "-o", ledgerBin, "../../cmd/ledger").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
+		_ = bins.Remove()
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = bins.Remove()
 	os.Exit(code)
 }
 
@@ -71,33 +68,13 @@ func rounds(t *testing.T) int {
 // ledgerEnv is the environment of every ledger process of a test: the data
 // directory and range are set, nothing is inherited from the developer's.
 func ledgerEnv(data string) []string {
-	return append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+portRange,
-		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
-}
-
-// syncBuffer is a bytes.Buffer that a process may write while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return testbin.Env(data, portRange)
 }
 
 // daemon is one run of `ledger serve`.
 type daemon struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testbin.Buffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's error, set before done closes
 }
@@ -110,7 +87,7 @@ func startDaemon(t *testing.T, data, addr string, ping func(context.Context) err
 	cmd := exec.Command(ledgerBin, "serve", "--addr", addr,
 		"--interval", "1h", "--lease", "1h", "--start-grace", "1h")
 	cmd.Env = ledgerEnv(data)
-	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{cmd: cmd, stderr: &testbin.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start ledger serve: %v", err)
@@ -174,12 +151,7 @@ func (d *daemon) wait(t *testing.T) (code int, killedBy syscall.Signal) {
 // freeAddr returns a loopback address that nothing listens on right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testbin.FreeAddr(t)
 }
 
 // intent is what the clients of a test asked for and what they were told.

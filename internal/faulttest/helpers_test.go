@@ -1,65 +1,40 @@
 package faulttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/portledger/portledger/internal/testbin"
 	"github.com/portledger/portledger/ledger"
 )
 
 // testRange keeps these tests' ports away from other packages' tests.
 const testRange = "43500-43999"
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+// bins builds the real binary once for all the tests.
+var bins testbin.Binaries
 
-// ledgerBinary builds the real binary once per test process.
-func ledgerBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "faulttest-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ledger")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/ledger").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+func TestMain(m *testing.M) {
+	code := m.Run()
+	_ = bins.Remove()
+	os.Exit(code)
 }
 
 // ledgerCmd returns the real binary set up for a data directory, with none
 // of the developer's LEDGER_* settings.
 func ledgerCmd(t testing.TB, data string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(ledgerBinary(t), args...)
-	cmd.Env = append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+testRange,
-		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
-	return cmd
+	return bins.Command(t, data, testRange, args...)
 }
 
 // result is what one run of the binary printed and its exit code.
@@ -68,59 +43,18 @@ type result struct {
 	code     int
 }
 
-// run runs the binary to the end, at most a minute.
+// run runs the binary to the end, at most testbin.RunTimeout.
 func run(t testing.TB, data string, args ...string) result {
 	t.Helper()
-	cmd := ledgerCmd(t, data, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(time.Minute):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("ledger %v did not finish in a minute; stderr:\n%s", args, errb.String())
-	}
-	r := result{out: out.String(), err: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return r
-}
-
-// lockedBuffer collects a daemon's stderr while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out, errOut, code := testbin.Run(t, ledgerCmd(t, data, args...))
+	return result{out: out, err: errOut, code: code}
 }
 
 // daemon is a running `ledger serve`.
 type daemon struct {
 	cmd    *exec.Cmd
 	addr   string // host:port of the REST API
-	stderr *lockedBuffer
+	stderr *testbin.Buffer
 	done   chan error
 }
 
@@ -128,7 +62,7 @@ type daemon struct {
 // and waits until /healthz answers. Cleanup stops it with SIGTERM.
 func startDaemon(t testing.TB, data string, flags ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	d := &daemon{addr: testbin.FreeAddr(t), stderr: &testbin.Buffer{}, done: make(chan error, 1)}
 	d.cmd = ledgerCmd(t, data, append([]string{"serve", "--addr", d.addr, "--interval", "1h"}, flags...)...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
@@ -218,27 +152,10 @@ func decodeError(b []byte) (errorBody, bool) {
 	return e, e.Error != "" && e.Code != ""
 }
 
-// freePort asks the OS for a free loopback port for a daemon's API.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitFor polls cond until it holds or a generous deadline passes.
+// waitFor polls cond until it holds or testbin.WaitTimeout passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not in 30s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testbin.WaitFor(t, what, cond)
 }
 
 // fileSum returns the SHA-256 of a file's bytes.
