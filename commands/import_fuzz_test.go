@@ -2,6 +2,9 @@ package commands_test
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,15 +30,24 @@ func FuzzReadOriginal(f *testing.F) {
 	f.Add([]byte(`[]`), []byte(`{"timestamp": "2025-11-15T09:00:00", "action": "release", "port": 70000}`+"\n"+`not json`+"\n"))
 	f.Add([]byte(nil), []byte(`{"timestamp": "9999-12-31T23:59:59Z", "action": "allocate", "port": 8000, "service_name": "future"}`))
 	f.Add([]byte(nil), []byte(`{"timestamp": "2025-11-15T09:00:00Z", "action": "stats", "port": 8000, "service_name": "a", "request_count": -1}`))
+	// Before it fuzzes on, Go's fuzzer minimizes every input that finds new
+	// coverage, for -fuzzminimizetime (default 60s): it tries up to n²
+	// smaller candidates of an n-byte input, and the seeds here are about
+	// a kilobyte each. At a fraction of a millisecond a run (each import
+	// makes a bbolt file), the first two new inputs kept both workers
+	// minimizing for the whole of a one-minute run. Unless the command
+	// line says otherwise, a few seconds of minimizing will do.
+	boundMinimizeTime(f, "3s")
+	// One folder and one ledger file per process, rewritten by each run,
+	// instead of two temporary folders made and removed per run, and no
+	// fsync: no run needs its ledger to survive a crash.
+	root := f.TempDir()
+	layout := ledger.Layout{Dir: root}
+	logPath := filepath.Join(layout.LogsDir(), "allocations_20251115.jsonl")
+	dbPath := filepath.Join(f.TempDir(), "ledger.db")
 	f.Fuzz(func(t *testing.T, registry, jsonl []byte) {
-		root := t.TempDir()
-		layout := ledger.Layout{Dir: root}
-		if registry != nil {
-			mustWrite(t, layout.Registry(), registry)
-		}
-		if jsonl != nil {
-			mustWrite(t, filepath.Join(layout.LogsDir(), "allocations_20251115.jsonl"), jsonl)
-		}
+		place(t, layout.Registry(), registry)
+		place(t, logPath, jsonl)
 		o, err := commands.ReadOriginal(root)
 		if err != nil {
 			return
@@ -55,7 +67,10 @@ func FuzzReadOriginal(f *testing.F) {
 		if len(o.Events) == 0 {
 			return
 		}
-		log, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+		if err := os.Remove(dbPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		log, err := ledger.Open(dbPath, ledger.Options{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,8 +100,31 @@ func FuzzReadOriginal(f *testing.F) {
 	})
 }
 
-func mustWrite(t *testing.T, path string, b []byte) {
+// boundMinimizeTime sets -test.fuzzminimizetime to d unless the command
+// line set it. The testing package reads it when f.Fuzz starts fuzzing.
+func boundMinimizeTime(f *testing.F, d string) {
+	f.Helper()
+	const name = "test.fuzzminimizetime"
+	set := false
+	flag.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	if set {
+		return
+	}
+	if err := flag.Set(name, d); err != nil {
+		f.Fatal(err)
+	}
+}
+
+// place makes the file at path hold b, or removes it when b is nil, as
+// the fuzz target's files are absent or present.
+func place(t *testing.T, path string, b []byte) {
 	t.Helper()
+	if b == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
