@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -50,7 +51,12 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 // one per address keeps the probe cheap on the writer's path. The socket is
 // closed before it returns.
 func ProbePort(port int) error {
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	// A plain TCP socket: a multipath TCP one, which Go tries first for
+	// listeners, costs an extra failed system call where the kernel lacks
+	// it and tells nothing more about the port.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	l, err := lc.Listen(context.Background(), "tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return fmt.Errorf("port %d is in use on this machine", port)
 	}
