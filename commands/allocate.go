@@ -33,8 +33,19 @@ func (l *Ledger) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledg
 		}
 		payload.PID, payload.PIDStarted = info.PID, info.StartedAt
 	}
+	// Ask the OS about the port the writer will most likely choose here,
+	// on the caller's goroutine, so that the single writer does not spend
+	// its time in bind calls. The writer trusts this answer only for that
+	// port; any other choice it probes itself.
+	l.mu.RLock()
+	cand := firstCandidate(l.reg, req)
+	l.mu.RUnlock()
+	probed := 0
+	if cand != 0 && l.cfg.PortFree(cand) == nil {
+		probed = cand
+	}
 	res, err := l.submit(ctx, &request{decide: func(draft *projection.Registry, now time.Time) ([]ledger.Event, error) {
-		port, err := l.choosePort(draft, req)
+		port, err := l.choosePort(draft, req, probed)
 		if err != nil {
 			return nil, err
 		}
@@ -55,8 +66,41 @@ func (l *Ledger) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledg
 	return *res.alloc, nil
 }
 
-// choosePort runs on the writer goroutine.
-func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest) (int, error) {
+// firstCandidate returns the port choosePort tries first, judged by the
+// registry alone (0 when there is none): the preferred port, else the
+// service's last port, else the lowest port nobody holds.
+func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest) int {
+	usable := func(p int) bool {
+		_, squat := reg.Conflicts[p]
+		return reg.Range.Contains(p) && reg.Allocs[p] == nil && !squat
+	}
+	if req.Port != 0 {
+		if usable(req.Port) {
+			return req.Port
+		}
+		return 0
+	}
+	if p, ok := reg.LastPort[req.ServiceName]; ok && usable(p) {
+		return p
+	}
+	for p := reg.Range.Lo; p <= reg.Range.Hi; p++ {
+		if usable(p) {
+			return p
+		}
+	}
+	return 0
+}
+
+// choosePort runs on the writer goroutine. probed is a port the caller
+// found free on the OS just before submitting (0 for none); every other port
+// is probed here.
+func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest, probed int) (int, error) {
+	portFree := func(p int) error {
+		if p == probed {
+			return nil
+		}
+		return l.cfg.PortFree(p)
+	}
 	if p := req.Port; p != 0 {
 		if !reg.Range.Contains(p) {
 			return 0, ledger.Errorf(ledger.EINVALID, "port %d is outside the managed range %s", p, reg.Range)
@@ -64,13 +108,13 @@ func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest
 		if a := reg.Allocs[p]; a != nil {
 			return 0, ledger.Errorf(ledger.ECONFLICT, "port %d is held by %s%s since %s", p, a.ServiceName, pidNote(a.PID), ledger.FormatTime(a.AllocatedAt))
 		}
-		if err := l.cfg.PortFree(p); err != nil {
+		if err := portFree(p); err != nil {
 			return 0, ledger.Errorf(ledger.ECONFLICT, "port %d is in use by a process the ledger did not start%s", p, conflictNote(reg, p))
 		}
 		return p, nil
 	}
 	if p, ok := reg.LastPort[req.ServiceName]; ok && reg.Range.Contains(p) && reg.Allocs[p] == nil {
-		if _, squat := reg.Conflicts[p]; !squat && l.cfg.PortFree(p) == nil {
+		if _, squat := reg.Conflicts[p]; !squat && portFree(p) == nil {
 			return p, nil
 		}
 	}
@@ -83,7 +127,7 @@ func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest
 			busy = append(busy, p)
 			continue
 		}
-		if l.cfg.PortFree(p) != nil {
+		if portFree(p) != nil {
 			busy = append(busy, p)
 			continue
 		}

@@ -55,12 +55,12 @@ func (l *Ledger) writer() {
 		expected = len(batch)
 		start := time.Now()
 		l.commitRuns(batch)
-		wait = min(max(time.Since(start)/2, minGatherWait), maxGatherWait)
+		wait = min(max(time.Since(start), minGatherWait), maxGatherWait)
 	}
 }
 
 // Bounds of how long the writer waits for callers to come back before it
-// commits a group smaller than the last one: half the last commit's time.
+// commits a group smaller than the last one: the last commit's time.
 const (
 	minGatherWait = 100 * time.Microsecond
 	maxGatherWait = 2 * time.Millisecond
@@ -70,8 +70,8 @@ const (
 // usually about to send their next command (a client that allocates, then
 // releases): committing without them would cost a whole extra fsync for
 // one or two commands, so while the group is smaller than the last one the
-// writer waits up to wait for them: half a commit's time buys a group twice
-// the size. A lone caller never waits.
+// writer waits up to wait for them: a commit's time spent waiting buys a
+// group about twice the size. A lone caller never waits.
 func (l *Ledger) gather(batch []*request, expected int, wait time.Duration, timer *time.Timer) []*request {
 	waiting := false
 	defer func() {
