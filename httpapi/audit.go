@@ -1,9 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -74,7 +71,7 @@ func handleUsage(svc ledger.Service, now func() time.Time, log *slog.Logger) htt
 func handleImport(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var body importBody
-		if err := decodeImport(w, r, &body); err != nil {
+		if err := decodeLimit(w, r, &body, MaxImportBytes); err != nil {
 			return err
 		}
 		res, err := svc.Import(r.Context(), body.Events)
@@ -84,20 +81,4 @@ func handleImport(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
 		encode(w, r, log, http.StatusOK, res)
 		return nil
 	})
-}
-
-// decodeImport is decode with the import's larger limit.
-func decodeImport(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxImportBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return decodeError(err)
-		}
-		return ledger.Errorf(ledger.EINVALID, "request body: more than one JSON value")
-	}
-	return nil
 }

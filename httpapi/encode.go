@@ -109,7 +109,13 @@ func encode(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status 
 // body over MaxBodyBytes, unknown fields, values of the wrong type and
 // anything after the value, each as an EINVALID error.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return decodeLimit(w, r, v, MaxBodyBytes)
+}
+
+// decodeLimit is decode with another size limit, for the one route (import)
+// whose bodies are larger by nature.
+func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
