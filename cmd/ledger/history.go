@@ -32,12 +32,8 @@ ULID, or a duration ago (90m, 2h, 7d). --json prints {"events": [...]}.`, &c, tr
 		return usagef("history takes no arguments, got %q", fs.Args())
 	}
 	var err error
-	now := time.Now()
-	if q.Since, err = ledger.ParseSince(since, now); err != nil {
-		return usagef("--since: %s", ledger.ErrorMessage(err))
-	}
-	if q.Until, err = ledger.ParsePoint(until, now); err != nil {
-		return usagef("--until: %s", ledger.ErrorMessage(err))
+	if q.Since, q.Until, err = parseWindow(since, until); err != nil {
+		return err
 	}
 	if q.Port != 0 && (q.Port < 1 || q.Port > 65535) {
 		return usagef("--port %d: want 1-65535", q.Port)

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"time"
+
 	"encoding/json"
+	"github.com/oklog/ulid/v2"
 	"io"
 	"strconv"
 
@@ -24,6 +27,19 @@ func parsePort(s string) (int, error) {
 	return p, nil
 }
 
+// parseWindow reads --since and --until: the first and last moment of a
+// window, each optional (the zero ULID leaves that side open).
+func parseWindow(since, until string) (from, to ulid.ULID, err error) {
+	now := time.Now()
+	if from, err = ledger.ParseSince(since, now); err != nil {
+		return from, to, usagef("--since: %s", ledger.ErrorMessage(err))
+	}
+	if to, err = ledger.ParsePoint(until, now); err != nil {
+		return from, to, usagef("--until: %s", ledger.ErrorMessage(err))
+	}
+	return from, to, nil
+}
+
 // closeWith closes b and returns the first error.
 func closeWith(b *backend, err error) error {
 	if cerr := b.Close(); err == nil {
@@ -32,4 +48,3 @@ func closeWith(b *backend, err error) error {
 	return err
 }
 
-var _ = ledger.FormatTime

@@ -32,12 +32,8 @@ edges), ports still held at the end, and releases by reason. Times are RFC
 		return usagef("usage takes no arguments, got %q", fs.Args())
 	}
 	var err error
-	now := time.Now()
-	if q.Since, err = ledger.ParseSince(since, now); err != nil {
-		return usagef("--since: %s", ledger.ErrorMessage(err))
-	}
-	if q.Until, err = ledger.ParsePoint(until, now); err != nil {
-		return usagef("--until: %s", ledger.ErrorMessage(err))
+	if q.Since, q.Until, err = parseWindow(since, until); err != nil {
+		return err
 	}
 	b, err := connect(ctx, &c)
 	if err != nil {
