@@ -47,4 +47,3 @@ func closeWith(b *backend, err error) error {
 	}
 	return err
 }
-
