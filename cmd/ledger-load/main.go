@@ -16,9 +16,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -113,7 +113,7 @@ func run(args []string, out io.Writer) error {
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	fmt.Fprintf(out, "clients=%d op=%s duration=%s cores=%d\n", *clients, *op, elapsed.Round(time.Millisecond), runtimeCPU())
+	fmt.Fprintf(out, "clients=%d op=%s duration=%s cores=%d\n", *clients, *op, elapsed.Round(time.Millisecond), runtime.NumCPU())
 	fmt.Fprintf(out, "ops=%d errors=%d rate=%.0f ops/s\n", ops, errs, float64(ops)/elapsed.Seconds())
 	fmt.Fprintf(out, "latency p50=%s p90=%s p99=%s max=%s\n", pct(0.50), pct(0.90), pct(0.99), pct(1))
 	if errs > 0 {
@@ -193,5 +193,3 @@ func hasScheme(s string) bool {
 	}
 	return false
 }
-
-var _ = http.MethodGet

@@ -1,5 +1,0 @@
-package main
-
-import "runtime"
-
-func runtimeCPU() int { return runtime.NumCPU() }
