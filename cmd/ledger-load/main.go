@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,7 +81,7 @@ func run(args []string, out io.Writer) error {
 		}
 		defer stop()
 		base = url
-	} else if !hasScheme(base) {
+	} else if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
 
@@ -183,13 +184,4 @@ func startDaemon(r ledger.Range) (string, func(), error) {
 		os.RemoveAll(dir)
 	}
 	return "http://" + ln.Addr().String(), stop, nil
-}
-
-func hasScheme(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return i+2 < len(s) && s[i+1] == '/' && s[i+2] == '/'
-		}
-	}
-	return false
 }
