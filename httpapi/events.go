@@ -104,12 +104,32 @@ func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heart
 
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
+		// Events are flushed at most every flushEvery: a burst that
+		// arrives within the window goes out in one write, so a thousand
+		// streams cost a thousand writes per window, not per event.
+		flushT := time.NewTimer(time.Hour)
+		flushT.Stop()
+		defer flushT.Stop()
+		pending := false
+		lastFlush := time.Now()
+		flush := func() error {
+			pending = false
+			lastFlush = time.Now()
+			return rc.Flush()
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-tick.C:
 				if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
+					return nil
+				}
+				if err := flush(); err != nil {
+					return nil
+				}
+			case <-flushT.C:
+				if err := flush(); err != nil {
 					return nil
 				}
 			case e, ok := <-sub.C:
@@ -120,8 +140,7 @@ func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heart
 					}
 					return nil
 				}
-				// Write this event and every one already waiting, then
-				// flush once: one write call per burst, not per event.
+				// Write this event and every one already waiting.
 				for more := true; more; {
 					if e.ID.Compare(last) > 0 {
 						if _, err := w.Write(frames.frame(e)); err != nil {
@@ -135,13 +154,22 @@ func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heart
 						more = false
 					}
 				}
-			}
-			if err := rc.Flush(); err != nil {
-				return nil
+				if since := time.Since(lastFlush); since >= flushEvery {
+					if err := flush(); err != nil {
+						return nil
+					}
+				} else if !pending {
+					pending = true
+					flushT.Reset(flushEvery - since)
+				}
 			}
 		}
 	})
 }
+
+// flushEvery bounds how often a live stream flushes, and so how long an
+// event may wait in the stream's buffer.
+const flushEvery = 50 * time.Millisecond
 
 // writeEvent writes one SSE message for e.
 func writeEvent(w io.Writer, e ledger.Event) error {
@@ -164,7 +192,7 @@ func appendFrame(b []byte, e ledger.Event) []byte {
 // frameCache holds the SSE messages of the newest events, so that a live
 // event is encoded once however many streams send it.
 type frameCache struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	m    map[ulid.ULID][]byte
 	ring []ulid.ULID
 	next int
@@ -180,9 +208,9 @@ func newFrameCache() *frameCache {
 // frame returns the SSE message of e, encoding it on first use. The bytes
 // are shared: callers must not modify them.
 func (c *frameCache) frame(e ledger.Event) []byte {
-	c.mu.Lock()
+	c.mu.RLock()
 	b, ok := c.m[e.ID]
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	if ok {
 		return b
 	}
