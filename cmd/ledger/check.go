@@ -45,15 +45,20 @@ func printSweep(w io.Writer, res ledger.SweepResult) error {
 	fmt.Fprintf(w, "Checked %d allocations in %.1f ms\n", len(res.Ports), res.DurationMS)
 	if len(res.Ports) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tALIVE\tLISTENING\tENDPOINT\tHEALTH\tACTION")
+		fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tALIVE\tLISTENING\tENDPOINT\tHEALTH\tNOTE")
 		for _, p := range res.Ports {
 			endpoint := p.Endpoint
 			if endpoint == "" {
 				endpoint = "-"
 			}
 			action := p.Action
-			if p.Reason != "" {
-				action += " (" + p.Reason + ")"
+			switch {
+			case action != "" && p.Reason != "":
+				action += ": " + p.Reason
+			case p.Reason != "":
+				action = p.Reason
+			case action == "":
+				action = "-"
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%v\t%v\t%s\t%s\t%s\n", p.Port, p.ServiceName, p.PID, p.Alive, p.Listening, endpoint, p.Health, action)
 		}
