@@ -213,12 +213,19 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	return d, nil
 }
 
-// project keeps the file projections caught up: every commit wakes it, and
-// one CatchUp covers everything committed since the last one.
+// project keeps the file projections caught up: a commit wakes it, and one
+// CatchUp covers everything committed since the last one. Catch-ups are at
+// least projectEvery apart, so that under load the projections' own fsyncs
+// (port_registry.json is rewritten atomically) do not compete with the
+// writer's for the disk; a lone commit is projected at once.
 func (d *daemon) project(ctx context.Context) {
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	defer wait.Stop()
 	for ctx.Err() == nil {
 		sub := d.svc.Subscribe(4096)
 		d.catchUp()
+		last := time.Now()
 		for open := true; open; {
 			select {
 			case <-ctx.Done():
@@ -226,19 +233,34 @@ func (d *daemon) project(ctx context.Context) {
 				return
 			case _, open = <-sub.C:
 			}
-			// Let a burst of commits gather into one catch-up.
-			for drained := false; !drained && open; {
-				select {
-				case _, open = <-sub.C:
-				default:
-					drained = true
+			if since := time.Since(last); open && since < projectEvery {
+				wait.Reset(projectEvery - since)
+			gather:
+				for {
+					select {
+					case <-ctx.Done():
+						sub.Close()
+						return
+					case <-wait.C:
+						break gather
+					case _, open = <-sub.C:
+						if !open {
+							wait.Stop()
+							break gather
+						}
+					}
 				}
 			}
 			d.catchUp()
+			last = time.Now()
 		}
 		sub.Close() // dropped: resubscribe; CatchUp reads the log, so nothing is missed
 	}
 }
+
+// projectEvery is the shortest time between two catch-ups of the file
+// projections in the daemon.
+const projectEvery = 100 * time.Millisecond
 
 func (d *daemon) catchUp() {
 	if _, err := d.files.CatchUp(); err != nil {
