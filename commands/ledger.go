@@ -81,7 +81,7 @@ func New(cfg Config) (*Ledger, error) {
 	l := &Ledger{
 		cfg:   cfg,
 		log:   cfg.Log,
-		reqs:  make(chan *request),
+		reqs:  make(chan *request, 4*DefaultMaxBatch),
 		subs:  make(map[*Subscription]struct{}),
 		pubq:  make(chan []ledger.Event, 1024),
 		pubed: make(chan struct{}),
@@ -143,6 +143,15 @@ func (l *Ledger) submit(ctx context.Context, r *request) (result, error) {
 	select {
 	case res := <-r.done:
 		return res, res.err
+	case <-l.done:
+		// The writer has ended: it answered r before it did, or r came
+		// too late and was never taken.
+		select {
+		case res := <-r.done:
+			return res, res.err
+		default:
+			return result{}, ledger.Errorf(ledger.EINTERNAL, "%s", errClosed)
+		}
 	case <-ctx.Done():
 		return result{}, ctx.Err()
 	}

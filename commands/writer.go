@@ -49,29 +49,45 @@ func (l *Ledger) writer() {
 		case r := <-l.reqs:
 			batch = append(batch, r)
 		case <-l.stop:
+			l.refuseQueued()
 			return
 		}
 		batch = l.gather(batch, expected, wait, timer)
-		expected = len(batch)
 		start := time.Now()
 		l.commitRuns(batch)
 		wait = min(max(time.Since(start), minGatherWait), maxGatherWait)
+		// The callers now active: those just answered, who are about to
+		// send again, and those who queued meanwhile.
+		expected = min(len(batch)+len(l.reqs), l.cfg.MaxBatch)
 	}
 }
 
-// Bounds of how long the writer waits for callers to come back before it
-// commits a group smaller than the last one: the last commit's time.
+// refuseQueued answers the commands still queued when the writer stops.
+func (l *Ledger) refuseQueued() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.done <- result{err: ledger.Errorf(ledger.EINTERNAL, "%s", errClosed)}
+		default:
+			return
+		}
+	}
+}
+
+// Bounds of how long the writer waits for active callers to come back
+// before it commits a smaller group: the last commit's time.
 const (
 	minGatherWait = 100 * time.Microsecond
 	maxGatherWait = 2 * time.Millisecond
 )
 
-// gather adds waiting commands to batch. The callers of the last group are
-// usually about to send their next command (a client that allocates, then
-// releases): committing without them would cost a whole extra fsync for
-// one or two commands, so while the group is smaller than the last one the
-// writer waits up to wait for them: a commit's time spent waiting buys a
-// group about twice the size. A lone caller never waits.
+// gather adds waiting commands to batch until it holds expected ones: the
+// callers active around the last commit, those it answered (usually about
+// to send their next command, like a client that allocates, then releases)
+// and those that queued meanwhile. Committing without them would split
+// them into groups that each pay for their own fsyncs, so the writer waits
+// up to wait for them: a commit's time spent waiting buys a group that
+// holds everyone. A lone caller never waits.
 func (l *Ledger) gather(batch []*request, expected int, wait time.Duration, timer *time.Timer) []*request {
 	waiting := false
 	defer func() {
