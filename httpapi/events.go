@@ -102,73 +102,90 @@ func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heart
 			}
 		}
 
-		tick := time.NewTicker(heartbeat)
-		defer tick.Stop()
-		// Events are flushed at most every flushEvery: a burst that
-		// arrives within the window goes out in one write, so a thousand
-		// streams cost a thousand writes per window, not per event.
-		flushT := time.NewTimer(time.Hour)
-		flushT.Stop()
-		defer flushT.Stop()
-		pending := false
-		lastFlush := time.Now()
-		flush := func() error {
-			pending = false
-			lastFlush = time.Now()
-			return rc.Flush()
+		// While events flow, the stream wakes every flushEvery and sends
+		// what arrived since in one write, rather than waking for each
+		// event: with a thousand streams, an event then costs the publisher
+		// a thousand buffered channel sends and no goroutine switches. When
+		// a wake finds nothing, the stream sleeps until the next event.
+		beat := time.NewTicker(heartbeat)
+		defer beat.Stop()
+		poll := time.NewTicker(flushEvery)
+		defer poll.Stop()
+		polling := false
+		// send writes e unless it was sent already; ok is false when the
+		// stream must end.
+		send := func(e ledger.Event) bool {
+			if e.ID.Compare(last) <= 0 {
+				return true
+			}
+			if _, err := w.Write(frames.frame(e)); err != nil {
+				return false
+			}
+			last = e.ID
+			return true
+		}
+		closed := func() error {
+			if sub.Dropped() {
+				endStream(w, rc, r, log, ledger.Errorf(EUNAVAILABLE,
+					"the event stream fell behind and was dropped; reconnect with after=%s", last))
+			}
+			return nil
 		}
 		for {
+			var idle <-chan ledger.Event // receives only while not polling
+			var tick <-chan time.Time    // fires only while polling
+			if polling {
+				tick = poll.C
+			} else {
+				idle = sub.C
+			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-tick.C:
+			case <-beat.C:
 				if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
 					return nil
 				}
-				if err := flush(); err != nil {
+				if err := rc.Flush(); err != nil {
 					return nil
 				}
-			case <-flushT.C:
-				if err := flush(); err != nil {
-					return nil
-				}
-			case e, ok := <-sub.C:
+			case e, ok := <-idle:
 				if !ok {
-					if sub.Dropped() {
-						endStream(w, rc, r, log, ledger.Errorf(EUNAVAILABLE,
-							"the event stream fell behind and was dropped; reconnect with after=%s", last))
-					}
+					return closed()
+				}
+				if !send(e) {
 					return nil
 				}
-				// Write this event and every one already waiting.
-				for more := true; more; {
-					if e.ID.Compare(last) > 0 {
-						if _, err := w.Write(frames.frame(e)); err != nil {
+				polling = true
+				poll.Reset(flushEvery)
+			case <-tick:
+				wrote := false
+				for drained := false; !drained; {
+					select {
+					case e, ok := <-sub.C:
+						if !ok {
+							_ = rc.Flush()
+							return closed()
+						}
+						if !send(e) {
 							return nil
 						}
-						last = e.ID
-					}
-					select {
-					case e, more = <-sub.C:
+						wrote = true
 					default:
-						more = false
+						drained = true
 					}
 				}
-				if since := time.Since(lastFlush); since >= flushEvery {
-					if err := flush(); err != nil {
-						return nil
-					}
-				} else if !pending {
-					pending = true
-					flushT.Reset(flushEvery - since)
+				if err := rc.Flush(); err != nil {
+					return nil
 				}
+				polling = wrote
 			}
 		}
 	})
 }
 
-// flushEvery bounds how often a live stream flushes, and so how long an
-// event may wait in the stream's buffer.
+// flushEvery is how often a live stream sends what arrived, and so how
+// long an event may wait before it goes out.
 const flushEvery = 50 * time.Millisecond
 
 // writeEvent writes one SSE message for e.
