@@ -89,7 +89,7 @@ func New(cfg Config) (*Ledger, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	reg, err := projection.StateAt(cfg.Log, ledgerNow)
+	reg, err := projection.StateAt(cfg.Log, zeroID) // the whole log
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +98,6 @@ func New(cfg Config) (*Ledger, error) {
 	go l.publisher()
 	return l, nil
 }
-
-// ledgerNow is the zero point: the end of the log.
-var ledgerNow = zeroID
 
 // Close stops accepting commands, lets the writer finish what it has taken,
 // and ends every subscription. It does not close the log.
