@@ -67,15 +67,12 @@ func catchUpFiles(layout ledger.Layout) error {
 // openBench opens the fixture's log and a Ledger on it for one benchmark.
 func openBench(b *testing.B) (*commands.Ledger, *ledger.Log) {
 	b.Helper()
-	log, err := ledger.Open(bench.Path(b), ledger.Options{})
-	if err != nil {
-		b.Fatalf("open fixture: %v", err)
-	}
+	log := bench.Open(b)
 	l, err := commands.New(commands.Config{Log: log, PortFree: func(int) error { return nil }})
 	if err != nil {
 		b.Fatalf("new ledger: %v", err)
 	}
-	b.Cleanup(func() { l.Close(); log.Close() })
+	b.Cleanup(func() { l.Close() }) // runs before the fixture's own Close of the log
 	return l, log
 }
 

@@ -42,19 +42,8 @@ var bench1M fixture.Shared
 // historyPort is the port whose history BenchmarkScanPort1M reads.
 const historyPort = 8050
 
-// openFixture opens the 1M-event log for the length of the benchmark.
-func openFixture(b *testing.B) *ledger.Log {
-	b.Helper()
-	l, err := ledger.Open(bench1M.Path(b), ledger.Options{})
-	if err != nil {
-		b.Fatalf("open fixture: %v", err)
-	}
-	b.Cleanup(func() { _ = l.Close() })
-	return l
-}
-
 func BenchmarkScanPort1M(b *testing.B) {
-	l := openFixture(b)
+	l := bench1M.Open(b)
 	var times []time.Duration
 	n := 0
 	b.ReportAllocs()
@@ -76,7 +65,7 @@ func BenchmarkScanPort1M(b *testing.B) {
 }
 
 func BenchmarkDiskPerEvent1M(b *testing.B) {
-	l := openFixture(b)
+	l := bench1M.Open(b)
 	var size int64
 	for b.Loop() {
 		info, err := os.Stat(l.Path())

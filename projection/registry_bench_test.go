@@ -6,7 +6,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/internal/fixture"
-	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
 )
 
@@ -25,19 +24,8 @@ var bench1M = fixture.Shared{Spec: fixture.Spec{
 	NewProjection: func() fixture.Projection { return projection.NewRegistry() },
 }}
 
-// openFixture opens the 1M-event log for the length of the benchmark.
-func openFixture(b *testing.B) *ledger.Log {
-	b.Helper()
-	l, err := ledger.Open(bench1M.Path(b), ledger.Options{})
-	if err != nil {
-		b.Fatalf("open fixture: %v", err)
-	}
-	b.Cleanup(func() { _ = l.Close() })
-	return l
-}
-
 func BenchmarkReplay1M(b *testing.B) {
-	l := openFixture(b)
+	l := bench1M.Open(b)
 	var r *projection.Registry
 	b.ReportAllocs()
 	for b.Loop() {
@@ -53,7 +41,7 @@ func BenchmarkReplay1M(b *testing.B) {
 }
 
 func BenchmarkDiskPerEvent1M(b *testing.B) {
-	l := openFixture(b)
+	l := bench1M.Open(b)
 	var size int64
 	for b.Loop() {
 		info, err := os.Stat(l.Path())
