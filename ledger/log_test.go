@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -284,8 +285,15 @@ func TestScanStopsOnTheCallbackError(t *testing.T) {
 }
 
 func TestScanPort(t *testing.T) {
+	// All in by_port, some in the tail and some merged, all in the tail.
+	for _, tail := range []int{1, 7, ledger.DefaultPortIndexTail} {
+		t.Run(fmt.Sprintf("tail %d", tail), func(t *testing.T) { testScanPort(t, tail) })
+	}
+}
+
+func testScanPort(t *testing.T, tail int) {
 	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now})
+	l := MustOpenLog(t, ledger.Options{Now: clock.Now, PortIndexTail: tail})
 	byPort := map[int][]ledger.Event{}
 	// Ports next to each other, and 255/256 whose index keys differ only in
 	// the high byte, must not leak into each other.
@@ -477,8 +485,8 @@ func TestReopenKeepsEverything(t *testing.T) {
 func TestScanPortIndexWithoutCopies(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := ledger.Open(path, ledger.Options{})
-	is.NoErr(err) // open
+	l, err := ledger.Open(path, ledger.Options{PortIndexTail: 1}) // every entry in by_port
+	is.NoErr(err)                                                 // open
 	evs := mustAppend(t, l, stats(8000, 1), stats(8001, 2), stats(8000, 3))
 	is.NoErr(l.Close())
 

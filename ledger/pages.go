@@ -89,7 +89,7 @@ func touchBuckets(db *bolt.DB) (err error) {
 		}
 	}()
 	return db.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta} {
+		for _, name := range allBuckets {
 			if b := tx.Bucket(name); b != nil {
 				c := b.Cursor()
 				c.First()

@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 
 	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
@@ -23,7 +22,18 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 		}
 	}
 	return l.db.View(func(tx *bolt.Tx) error {
+		tail, err := portTail(tx, port, ulid.ULID{}, until)
+		if err != nil {
+			return err
+		}
 		events := tx.Bucket(bucketEvents)
+		visit := func(id ulid.ULID, v []byte) (bool, error) {
+			e, err := indexedEvent(events, id, v)
+			if err != nil {
+				return false, err
+			}
+			return fn(e)
+		}
 		c := tx.Bucket(bucketByPort).Cursor()
 		seek := portKey(port, until)
 		k, v := c.Seek(seek)
@@ -32,17 +42,18 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 		}
 		for ; k != nil && int(binary.BigEndian.Uint16(k)) == port; k, v = c.Prev() {
 			id := ulid.ULID(k[2:])
-			if len(v) == 0 {
-				if v = events.Get(id[:]); v == nil {
-					return fmt.Errorf("port index names missing event %s: %w", id, ErrCorrupt)
+			for n := len(tail); n > 0 && tail[n-1].id.Compare(id) > 0; n = len(tail) {
+				if more, err := visit(tail[n-1].id, tail[n-1].v); err != nil || !more {
+					return err
 				}
+				tail = tail[:n-1]
 			}
-			e, err := DecodeEvent(id, v)
-			if err != nil {
+			if more, err := visit(id, v); err != nil || !more {
 				return err
 			}
-			more, err := fn(e)
-			if err != nil || !more {
+		}
+		for i := len(tail) - 1; i >= 0; i-- {
+			if more, err := visit(tail[i].id, tail[i].v); err != nil || !more {
 				return err
 			}
 		}

@@ -1,0 +1,141 @@
+package ledger_test
+
+import (
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/ledger"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestPortIndexTail runs a random mix of appends of every size, imports
+// into the past, failed appends and reopens against a small tail, and after
+// each step compares both port scans with a filter over the whole log.
+func TestPortIndexTail(t *testing.T) {
+	is := is.New(t)
+	const tail = 5
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	clock := newTestClock()
+	opts := ledger.Options{Now: clock.Now, PortIndexTail: tail}
+	l, err := ledger.Open(path, opts)
+	is.NoErr(err) // open
+	defer func() { _ = l.Close() }()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	ports := []int{1, 255, 256, 8000, 8001, 8002, 65535}
+	event := func() ledger.Event {
+		if rng.IntN(10) == 0 {
+			return sampleEvents()[len(sampleEvents())-1] // range_changed: no port
+		}
+		return stats(ports[rng.IntN(len(ports))], rng.Int64N(1000))
+	}
+	failing := func(uint64, []ledger.Event) ([]byte, error) { return nil, errors.New("disk full") }
+	start := clock.Now()
+
+	for step := range 300 {
+		clock.Add(time.Duration(1+rng.IntN(3000)) * time.Millisecond)
+		switch op := rng.IntN(20); {
+		case op < 14:
+			batch := make([]ledger.Event, 1+rng.IntN(2*tail))
+			for i := range batch {
+				batch[i] = event()
+			}
+			mustAppend(t, l, batch...)
+		case op < 16:
+			// An import lands between events already indexed.
+			span := clock.Now().Sub(start).Milliseconds()
+			e := event()
+			e.ID = ulid.MustNew(uint64(start.UnixMilli()+rng.Int64N(span+1)), rand.NewChaCha8([32]byte{byte(step)}))
+			is.NoErr(l.Insert([]ledger.Event{e})) // insert into the past
+		case op < 18:
+			_, err := l.Append([]ledger.Event{event(), event(), event()}, failing)
+			is.True(err != nil) // the failed append writes nothing
+		default:
+			is.NoErr(l.Close()) // close
+			l, err = ledger.Open(path, opts)
+			is.NoErr(err) // reopen
+		}
+		checkPortScans(t, l, ports, rng)
+	}
+	is.NoErr(l.Check()) // the file is consistent
+	is.NoErr(l.Close())
+
+	// Each event with a port is indexed once: in by_port or in the tail,
+	// which never reaches its size.
+	all := map[ulid.ULID]int{}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	is.NoErr(err) // open the file with bbolt
+	defer db.Close()
+	is.NoErr(db.View(func(tx *bolt.Tx) error {
+		events := 0
+		err := tx.Bucket([]byte("events")).ForEach(func(k, v []byte) error {
+			e, err := ledger.DecodeEvent(ulid.ULID(k), v)
+			if err == nil && e.Port > 0 {
+				events++
+			}
+			return err
+		})
+		is.NoErr(err) // decode every event
+		err = tx.Bucket([]byte("by_port")).ForEach(func(k, _ []byte) error {
+			all[ulid.ULID(k[2:])]++
+			return nil
+		})
+		is.NoErr(err) // walk by_port
+		inTail := 0
+		err = tx.Bucket([]byte("port_tail")).ForEach(func(k, _ []byte) error {
+			all[ulid.ULID(k)]++
+			inTail++
+			return nil
+		})
+		is.NoErr(err)              // walk the tail
+		is.True(inTail < tail)     // the tail was merged each time it filled
+		is.Equal(len(all), events) // every event with a port is indexed
+		for id, n := range all {
+			if n != 1 {
+				t.Errorf("event %s is indexed %d times", id, n)
+			}
+		}
+		return nil
+	}))
+}
+
+// checkPortScans compares ScanPort over the whole log and over a random
+// window, and ScanPortBack from a random point, with a filter over Scan.
+func checkPortScans(t *testing.T, l *ledger.Log, ports []int, rng *rand.Rand) {
+	t.Helper()
+	is := is.NewRelaxed(t)
+	zero := ulid.ULID{}
+	every := scanAll(t, l, zero, zero)
+	for _, port := range ports {
+		var want []ledger.Event
+		for _, e := range every {
+			if e.Port == port {
+				want = append(want, e)
+			}
+		}
+		is.Equal(scanPort(t, l, port, zero, zero), want) // the whole history
+		if len(want) == 0 {
+			continue
+		}
+		i := rng.IntN(len(want))
+		j := i + rng.IntN(len(want)-i)
+		is.Equal(scanPort(t, l, port, want[i].ID, want[j].ID), want[i:j+1]) // a window
+
+		limit := 1 + rng.IntN(len(want))
+		var back []ledger.Event
+		err := l.ScanPortBack(port, want[j].ID, func(e ledger.Event) (bool, error) {
+			back = append(back, e)
+			return len(back) < limit, nil
+		})
+		is.NoErr(err) // scan back
+		wantBack := slices.Clone(want[max(0, j+1-limit) : j+1])
+		slices.Reverse(wantBack)
+		is.Equal(back, wantBack) // newest first from the point, stopping when told
+	}
+}
