@@ -35,6 +35,41 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendGroup16 appends groups of 16 events on 16 ports, as the
+// writer commits them under 16 clients, into a log that already holds 100k
+// events: with every index entry written straight to by_port (tail1) and
+// through the port index's tail (the default), whose merges are among the
+// timed commits.
+func BenchmarkAppendGroup16(b *testing.B) {
+	for _, tail := range []int{1, ledger.DefaultPortIndexTail} {
+		b.Run(fmt.Sprintf("tail%d", tail), func(b *testing.B) {
+			l := MustOpenLog(b, ledger.Options{PortIndexTail: tail})
+			fill := make([]ledger.Event, 1000)
+			for i := range fill {
+				fill[i] = stats(48000+i%16, int64(i))
+			}
+			for range 100 {
+				if _, err := l.Append(fill, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			batch := fill[:16]
+			var times []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if _, err := l.Append(batch, nil); err != nil {
+					b.Fatal(err)
+				}
+				times = append(times, time.Since(start))
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(times[len(times)-1].Microseconds())/1000, "max-ms")
+		})
+	}
+}
+
 // bench1M is the 1M-event log, built once per test process, only when a
 // benchmark asks for it, and removed by TestMain.
 var bench1M fixture.Shared
