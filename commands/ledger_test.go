@@ -351,6 +351,23 @@ func TestSubscriptionDropsSlowReader(t *testing.T) {
 	is.Equal(n, 1) // it got what fit in its buffer, then its channel closed
 }
 
+func TestProbePortFreeAfterTimeWait(t *testing.T) {
+	is := is.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err) // listen
+	port := ln.Addr().(*net.TCPAddr).Port
+	client, err := net.Dial("tcp", ln.Addr().String())
+	is.NoErr(err) // connect
+	server, err := ln.Accept()
+	is.NoErr(err) // accept
+	is.NoErr(ln.Close())
+	is.NoErr(server.Close()) // the side that closes first keeps the port in TIME_WAIT
+	_, _ = client.Read(make([]byte, 1))
+	is.NoErr(client.Close())
+	// A restarted service can listen there again, so the port is free.
+	is.NoErr(commands.ProbePort(port)) // a port in TIME_WAIT only is free
+}
+
 func TestProbePortSeesEveryAddress(t *testing.T) {
 	for _, host := range []string{"127.0.0.1", "0.0.0.0", "[::1]", "[::]"} {
 		t.Run(host, func(t *testing.T) {

@@ -42,7 +42,7 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 	return ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd}, nil
 }
 
-// ProbePort reports whether this machine lets us bind port on TCP: it
+// ProbePort reports whether this machine lets us listen on port on TCP: it
 // returns nil when the port is free and an error otherwise. It binds the
 // wildcard address once: where IPv6 exists that socket is dual-stack, and a
 // dual-stack wildcard bind fails when any socket holds the port on any
@@ -51,6 +51,15 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 // one per address keeps the probe cheap on the writer's path. The socket is
 // closed before it returns.
 func ProbePort(port int) error {
+	if err := probePort(port); err != nil {
+		return fmt.Errorf("port %d is in use on this machine", port)
+	}
+	return nil
+}
+
+// listenProbe is probePort through the net package: a listener on the
+// wildcard address, closed at once.
+func listenProbe(port int) error {
 	// A plain TCP socket: a multipath TCP one, which Go tries first for
 	// listeners, costs an extra failed system call where the kernel lacks
 	// it and tells nothing more about the port.
@@ -58,10 +67,9 @@ func ProbePort(port int) error {
 	lc.SetMultipathTCP(false)
 	l, err := lc.Listen(context.Background(), "tcp", ":"+strconv.Itoa(port))
 	if err != nil {
-		return fmt.Errorf("port %d is in use on this machine", port)
+		return err
 	}
-	_ = l.Close()
-	return nil
+	return l.Close()
 }
 
 // errClosed is returned to commands submitted after Close.

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package commands
+
+func probePort(port int) error { return listenProbe(port) }
