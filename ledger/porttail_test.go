@@ -139,3 +139,60 @@ func checkPortScans(t *testing.T, l *ledger.Log, ports []int, rng *rand.Rand) {
 		is.Equal(back, wantBack) // newest first from the point, stopping when told
 	}
 }
+
+// TestFileWithoutPortTail opens a file written before the tail existed,
+// whose whole index is in by_port: read-only it reads as it is, and opened
+// for writing it gains the tail and goes on.
+func TestFileWithoutPortTail(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := ledger.Open(path, ledger.Options{PortIndexTail: 1})
+	is.NoErr(err) // open
+	old := mustAppend(t, l, stats(8000, 1), stats(8001, 2), stats(8000, 3))
+	is.NoErr(l.Close())
+
+	db, err := bolt.Open(path, 0o600, nil)
+	is.NoErr(err)                                                                                // open the file with bbolt
+	is.NoErr(db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("port_tail")) })) // as an older file
+	is.NoErr(db.Close())
+
+	ro, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	is.NoErr(err) // a read-only open does not need the tail
+	zero := ulid.ULID{}
+	is.Equal(scanPort(t, ro, 8000, zero, zero), []ledger.Event{old[0], old[2]}) // the history is all in by_port
+	is.NoErr(ro.Close())
+
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err) // a writable open adds the tail
+	defer l.Close()
+	next := mustAppend(t, l, stats(8000, 4))
+	is.Equal(scanPort(t, l, 8000, zero, zero), []ledger.Event{old[0], old[2], next[0]}) // old and new entries, in order
+	is.NoErr(l.Check())                                                                 // consistent
+}
+
+func TestDamagedPortTailEntry(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := ledger.Open(path, ledger.Options{PortIndexTail: 4})
+	is.NoErr(err) // open
+	evs := mustAppend(t, l, stats(8000, 1), stats(8001, 2))
+	is.NoErr(l.Close())
+
+	db, err := bolt.Open(path, 0o600, nil)
+	is.NoErr(err) // open the file with bbolt
+	is.NoErr(db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("port_tail")).Put(evs[1].ID[:], []byte{0x1f}) // too short to name a port
+	})) // damage an entry
+	is.NoErr(db.Close())
+
+	l, err = ledger.Open(path, ledger.Options{PortIndexTail: 4})
+	is.NoErr(err) // open
+	defer l.Close()
+	err = l.ScanPort(8000, ulid.ULID{}, ulid.ULID{}, func(ledger.Event) error { return nil })
+	is.True(errors.Is(err, ledger.ErrCorrupt)) // reading the index says the file is damaged
+	_, err = l.Append([]ledger.Event{stats(8002, 3), stats(8003, 4)}, nil)
+	is.True(errors.Is(err, ledger.ErrCorrupt)) // so does the merge, which writes nothing
+	n, err := l.Count()
+	is.NoErr(err)          // count
+	is.Equal(n, uint64(2)) // the failed append added nothing
+}
