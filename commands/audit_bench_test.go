@@ -195,14 +195,5 @@ func BenchmarkDaemonStart1M(b *testing.B) {
 }
 
 func BenchmarkAuditDiskPerEvent1M(b *testing.B) {
-	layout := bench.Layout(b)
-	var size int64
-	for b.Loop() {
-		info, err := os.Stat(layout.DB())
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = info.Size()
-	}
-	b.ReportMetric(float64(size)/benchEvents, "bytes/event")
+	bench.ReportDiskPerEvent(b)
 }

@@ -3,7 +3,6 @@ package commands_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -43,31 +42,13 @@ func (c *stepClock) Set(t time.Time) {
 // stubbed so that the script alone decides the timeline.
 func mustOpenAudit(tb testing.TB, clock *stepClock, every uint64) (*commands.Ledger, *ledger.Log) {
 	tb.Helper()
-	log, err := ledger.Open(filepath.Join(tb.TempDir(), "ledger.db"), ledger.Options{Now: clock.Now})
-	if err != nil {
-		tb.Fatalf("open log: %v", err)
-	}
-	l, err := commands.New(commands.Config{
-		Log: log, Now: clock.Now, SnapshotEvery: every,
+	return openLedger(tb, ledger.Options{Now: clock.Now}, commands.Config{
+		Now: clock.Now, SnapshotEvery: every,
 		PortFree: func(int) error { return nil },
 		Process: func(pid int) (commands.ProcessInfo, error) {
 			return commands.ProcessInfo{PID: pid, StartedAt: 1_700_000_000_000, Cmdline: fmt.Sprintf("python serve.py #%d", pid)}, nil
 		},
-	})
-	if err != nil {
-		tb.Fatalf("new ledger: %v", err)
-	}
-	tb.Cleanup(func() {
-		l.Close()
-		if err := log.Check(); err != nil {
-			tb.Errorf("check: %v", err)
-		}
-		log.Close()
-	})
-	if err := l.SetRange(context.Background(), auditRange); err != nil {
-		tb.Fatalf("set range: %v", err)
-	}
-	return l, log
+	}, auditRange)
 }
 
 var t0 = time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC)

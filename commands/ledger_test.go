@@ -25,7 +25,16 @@ var testRange = ledger.Range{Lo: 47000, Hi: 47100}
 // MustOpen opens a log in a temp dir and a Ledger on it, set to testRange.
 func MustOpen(tb testing.TB, cfg commands.Config) *commands.Ledger {
 	tb.Helper()
-	log, err := ledger.Open(filepath.Join(tb.TempDir(), "ledger.db"), ledger.Options{})
+	l, _ := openLedger(tb, ledger.Options{}, cfg, testRange)
+	return l
+}
+
+// openLedger opens a log with opts in a temp dir and a Ledger with cfg on
+// it, set to r. When tb ends it closes the Ledger, checks the file and
+// closes it.
+func openLedger(tb testing.TB, opts ledger.Options, cfg commands.Config, r ledger.Range) (*commands.Ledger, *ledger.Log) {
+	tb.Helper()
+	log, err := ledger.Open(filepath.Join(tb.TempDir(), "ledger.db"), opts)
 	if err != nil {
 		tb.Fatalf("open log: %v", err)
 	}
@@ -41,10 +50,10 @@ func MustOpen(tb testing.TB, cfg commands.Config) *commands.Ledger {
 		}
 		log.Close()
 	})
-	if err := l.SetRange(context.Background(), testRange); err != nil {
+	if err := l.SetRange(context.Background(), r); err != nil {
 		tb.Fatalf("set range: %v", err)
 	}
-	return l
+	return l, log
 }
 
 func TestAllocateLowestFreeAndSticky(t *testing.T) {

@@ -354,10 +354,10 @@ func mergeTail(tx *bolt.Tx) error {
 	byPort := tx.Bucket(bucketByPort)
 	c := tx.Bucket(bucketPortTail).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(k) != 16 || len(v) < 2 {
-			return fmt.Errorf("%w: port_tail entry %x", ErrCorrupt, k)
+		port, err := tailPort(k, v)
+		if err != nil {
+			return err
 		}
-		port := int(binary.BigEndian.Uint16(v))
 		if err := byPort.Put(portKey(port, ulid.ULID(k)), bytes.Clone(v[2:])); err != nil {
 			return err
 		}
@@ -556,18 +556,28 @@ func portTail(tx *bolt.Tx, port int, since, until ulid.ULID) ([]tailEntry, error
 	var out []tailEntry
 	c := b.Cursor()
 	for k, v := c.Seek(since[:]); k != nil; k, v = c.Next() {
-		if len(k) != 16 || len(v) < 2 {
-			return nil, fmt.Errorf("%w: port_tail entry %x", ErrCorrupt, k)
+		p, err := tailPort(k, v)
+		if err != nil {
+			return nil, err
 		}
 		id := ulid.ULID(k)
 		if until != (ulid.ULID{}) && id.Compare(until) > 0 {
 			break
 		}
-		if int(binary.BigEndian.Uint16(v)) == port {
+		if p == port {
 			out = append(out, tailEntry{id: id, v: v[2:]})
 		}
 	}
 	return out, nil
+}
+
+// tailPort returns the port of a port_tail entry, whose key is an ID and
+// whose value starts with the 2-byte port.
+func tailPort(k, v []byte) (int, error) {
+	if len(k) != 16 || len(v) < 2 {
+		return 0, fmt.Errorf("%w: port_tail entry %x", ErrCorrupt, k)
+	}
+	return int(binary.BigEndian.Uint16(v)), nil
 }
 
 // indexedEvent decodes the event of a port index entry, looking it up in

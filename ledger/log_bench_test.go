@@ -2,7 +2,6 @@ package ledger_test
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -101,18 +100,10 @@ func BenchmarkScanPort1M(b *testing.B) {
 
 func BenchmarkDiskPerEvent1M(b *testing.B) {
 	l := bench1M.Open(b)
-	var size int64
-	for b.Loop() {
-		info, err := os.Stat(l.Path())
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = info.Size()
-	}
+	bench1M.ReportDiskPerEvent(b)
 	used, err := l.Size()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(size)/fixture.DefaultEvents, "bytes/event")
 	b.ReportMetric(float64(used)/fixture.DefaultEvents, "used-bytes/event")
 }

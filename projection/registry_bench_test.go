@@ -41,14 +41,5 @@ func BenchmarkReplay1M(b *testing.B) {
 }
 
 func BenchmarkDiskPerEvent1M(b *testing.B) {
-	l := bench1M.Open(b)
-	var size int64
-	for b.Loop() {
-		info, err := os.Stat(l.Path())
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = info.Size()
-	}
-	b.ReportMetric(float64(size)/fixture.DefaultEvents, "bytes/event")
+	bench1M.ReportDiskPerEvent(b)
 }
