@@ -1,9 +1,6 @@
 package ledger
 
-import (
-	"os"
-	"path/filepath"
-)
+import "path/filepath"
 
 // Layout names the files under a data directory. The paths keep the original
 // port manager's, so existing tools still find port_registry.json and the
@@ -27,15 +24,17 @@ func (l Layout) LogsDir() string { return filepath.Join(l.Dir, "logs", "port_man
 func (l Layout) Socket() string { return filepath.Join(l.Dir, "ledger.sock") }
 
 // DefaultDataDir returns $LEDGER_DATA, else $XDG_STATE_HOME/portledger, else
-// ~/.local/state/portledger.
-func DefaultDataDir() string {
-	if d := os.Getenv("LEDGER_DATA"); d != "" {
+// $HOME/.local/state/portledger, reading the environment through getenv
+// (os.Getenv in the binary), so that the domain never reads the process's
+// environment itself.
+func DefaultDataDir(getenv func(string) string) string {
+	if d := getenv("LEDGER_DATA"); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "portledger")
 	}
-	if h, err := os.UserHomeDir(); err == nil {
+	if h := getenv("HOME"); h != "" {
 		return filepath.Join(h, ".local", "state", "portledger")
 	}
 	return "portledger"

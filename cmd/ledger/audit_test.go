@@ -21,7 +21,7 @@ import (
 func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := Run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	err := Run(context.Background(), args, testEnv(t), strings.NewReader(""), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 

@@ -31,7 +31,7 @@ type common struct {
 func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.StringVar(&c.data, "data", envOr(e, "LEDGER_DATA", ledger.DefaultDataDir()), "data directory (env LEDGER_DATA)")
+	fs.StringVar(&c.data, "data", envOr(e, "LEDGER_DATA", ledger.DefaultDataDir(e.getenv)), "data directory (env LEDGER_DATA)")
 	fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
 	fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
 	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI; recorded in the ledger when it changes (env LEDGER_RANGE)")

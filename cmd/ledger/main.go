@@ -18,7 +18,7 @@ import (
 var Version = "dev"
 
 func main() {
-	err := Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	err := Run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	os.Exit(report(err, os.Stderr))
 }
 
@@ -106,9 +106,12 @@ type env struct {
 	getenv func(string) string
 }
 
-// Run runs the ledger command line. main only calls Run; tests call it too.
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+// Run runs the ledger command line. main only calls Run, with the process's
+// arguments, environment (os.Getenv) and standard streams; tests call it too,
+// with an environment of their own, so they can run in parallel. Only
+// `ledger run` reads the process's environment, to hand it to its child.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	if len(args) == 0 {
 		return usageError{msg: "no subcommand given", hint: "Run 'ledger help' for the list."}
 	}

@@ -466,8 +466,7 @@ func TestRunInProcess(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			var out, errb bytes.Buffer
-			t.Setenv("LEDGER_SERVICE", "")
-			err := Run(context.Background(), append([]string{"run"}, tc.args...), strings.NewReader(""), &out, &errb)
+			err := Run(context.Background(), append([]string{"run"}, tc.args...), testEnv(t), strings.NewReader(""), &out, &errb)
 			code := report(err, &errb)
 			is.Equal(code, tc.code)                             // exit code
 			is.True(strings.Contains(out.String(), tc.stdout))  // stdout
