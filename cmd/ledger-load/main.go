@@ -7,20 +7,28 @@
 //
 //	go run ./cmd/ledger-load --clients 16 --duration 10s
 //	go run ./cmd/ledger-load --clients 1 --duration 10s --op allocate
+//	go run ./cmd/ledger-load --op etcd-put --addr 127.0.0.1:2379   # the anchor: durable etcd puts
+//
+// With --pid it reads that process's CPU time from /proc before and after the
+// run and prints the server's CPU per write (a cycle is two writes).
+// internal/perf/vs-etcd.sh runs the daemon and etcd side by side.
 package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +58,8 @@ func run(args []string, out io.Writer) error {
 	addr := fs.String("addr", "", "an existing daemon's address (default: start one in this process on a temp dir)")
 	token := fs.String("token", "", "bearer token for --addr")
 	rng := fs.String("range", "48000-48999", "managed range of the in-process daemon")
-	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release) or allocate (allocate only, each client releasing its port untimed)")
+	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release), allocate (allocate only, each client releasing its port untimed), or etcd-put (one durable put to the etcd at --addr, the anchor)")
+	pid := fs.Int("pid", 0, "the server's process ID: report its CPU time per write (Linux)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,8 +75,11 @@ func run(args []string, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if *clients < 1 || *duration <= 0 || (*op != "cycle" && *op != "allocate") {
-		return errors.New("--clients must be >= 1, --duration > 0, --op cycle or allocate")
+	if *clients < 1 || *duration <= 0 || (*op != "cycle" && *op != "allocate" && *op != "etcd-put") {
+		return errors.New("--clients must be >= 1, --duration > 0, --op cycle, allocate or etcd-put")
+	}
+	if *op == "etcd-put" && *addr == "" {
+		return errors.New("--op etcd-put needs --addr, the etcd client URL")
 	}
 	base := *addr
 	if base == "" {
@@ -89,16 +101,28 @@ func run(args []string, out io.Writer) error {
 	defer cancel()
 	results := make([]result, *clients)
 	var wg sync.WaitGroup
+	cpu0, err := procCPU(*pid)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	for i := range *clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if *op == "etcd-put" {
+				results[i] = driveEtcd(ctx, base, i)
+				return
+			}
 			results[i] = drive(ctx, httpapi.NewClient(base, *token), fmt.Sprintf("load-%03d", i), *op)
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1, err := procCPU(*pid)
+	if err != nil {
+		return err
+	}
 
 	var all []time.Duration
 	ops, errs := 0, 0
@@ -117,6 +141,13 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "clients=%d op=%s duration=%s cores=%d\n", *clients, *op, elapsed.Round(time.Millisecond), runtime.NumCPU())
 	fmt.Fprintf(out, "ops=%d errors=%d rate=%.0f ops/s\n", ops, errs, float64(ops)/elapsed.Seconds())
 	fmt.Fprintf(out, "latency p50=%s p90=%s p99=%s max=%s\n", pct(0.50), pct(0.90), pct(0.99), pct(1))
+	if *pid != 0 && ops > 0 {
+		writes := ops
+		if *op != "etcd-put" {
+			writes = 2 * ops // an allocate and a release
+		}
+		fmt.Fprintf(out, "server cpu=%s per write=%s\n", cpu1-cpu0, ((cpu1 - cpu0) / time.Duration(writes)).Round(100*time.Nanosecond))
+	}
 	if errs > 0 {
 		return fmt.Errorf("%d operations failed", errs)
 	}
@@ -184,4 +215,57 @@ func startDaemon(r ledger.Range) (string, func(), error) {
 		os.RemoveAll(dir)
 	}
 	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// driveEtcd puts keys into etcd through its JSON gateway until ctx ends: the
+// anchor the daemon's write rate is compared with. Each put is one durable
+// write (etcd fsyncs its WAL before it answers).
+func driveEtcd(ctx context.Context, base string, client int) result {
+	var r result
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	for i := 0; ctx.Err() == nil; i++ {
+		key := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "load/%03d/%d", client, i%101))
+		val := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, `{"service_name":"load-%03d","started_by":"ledger-load"}`, client))
+		body := `{"key":"` + key + `","value":"` + val + `"}`
+		t0 := time.Now()
+		resp, err := hc.Post(base+"/v3/kv/put", "application/json", strings.NewReader(body))
+		if err != nil {
+			r.errs++
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			r.errs++
+			continue
+		}
+		r.latencies = append(r.latencies, time.Since(t0))
+		r.ops++
+	}
+	return r
+}
+
+// procCPU returns the user+system CPU time of a process from /proc/PID/stat;
+// zero for pid 0.
+func procCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("--pid: %w", err)
+	}
+	// Fields after the command (which may hold spaces) start after ")".
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("--pid: short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("--pid: bad /proc/%d/stat", pid)
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / hz, nil
 }
