@@ -125,11 +125,19 @@ func (l *Ledger) Registry() *projection.Registry {
 	return l.reg.Clone()
 }
 
-// submit hands a command to the writer and waits for its answer. A caller
+// submit hands a command to the writer and waits for its answer. The actor
+// that ctx carries (ledger.WithActor), if any, is recorded on the command's
+// events. A caller
 // whose context ends first gets the context's error, but the command may
 // still commit: the writer never abandons a command it has taken.
 func (l *Ledger) submit(ctx context.Context, r *request) (result, error) {
 	r.done = make(chan result, 1)
+	if a, ok := ledger.ActorFrom(ctx); ok {
+		if err := a.Validate(); err != nil {
+			return result{}, ledger.Errorf(ledger.EINTERNAL, "%v", err)
+		}
+		r.actor = &a
+	}
 	select {
 	case l.reqs <- r:
 	case <-l.stop:

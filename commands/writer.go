@@ -22,6 +22,9 @@ type request struct {
 	// registry itself (an import): it runs alone, after the commands
 	// before it are committed and before those after it are decided.
 	run func() error
+	// actor is who asked, from the caller's context: stamped on every
+	// event decide returns that has none.
+	actor *ledger.Actor
 }
 
 // result is the writer's answer: the committed events, and a copy of the
@@ -138,6 +141,11 @@ func (l *Ledger) commit(batch []*request) {
 			continue
 		}
 		spans[i] = [2]int{len(events), len(events) + len(evs)}
+		for j := range evs {
+			if evs[j].Actor == nil {
+				evs[j].Actor = r.actor
+			}
+		}
 		for _, e := range evs {
 			draft.Apply(e)
 		}

@@ -21,17 +21,22 @@ import (
 //
 //	byte    schema version (codecVersion)
 //	byte    event type code (see typeCodes)
-//	byte    flags (bit 0: imported source follows the payload)
+//	byte    flags (bit 0: imported source follows the payload;
+//	        bit 1: the actor follows)
 //	uvarint port
 //	payload fields in a fixed order per type (see appendPayload)
 //	[imported: string file, uvarint line]
+//	[actor: byte via code, uvarint uid+1 (0: unknown), uvarint pid, string token]
 //
 // Strings are a uvarint length and the bytes; signed integers are zig-zag
 // varints. A later schema version may add fields at the end of a payload;
 // the decoder switches on the version byte, so old events stay readable.
 const codecVersion = 1
 
-const flagImported = 1 << 0
+const (
+	flagImported = 1 << 0
+	flagActor    = 1 << 1
+)
 
 var typeCodes = map[EventType]byte{
 	EventAllocated:        1,
@@ -70,6 +75,12 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	var flags byte
 	if e.Imported != nil {
 		flags |= flagImported
+	}
+	if e.Actor != nil {
+		if err := e.Actor.Validate(); err != nil {
+			return b, fmt.Errorf("encode event: %w", err)
+		}
+		flags |= flagActor
 	}
 	if e.Port < 0 || e.Port > 65535 {
 		return b, fmt.Errorf("encode event: port %d out of range", e.Port)
@@ -154,6 +165,12 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 	if e.Imported != nil {
 		b = appendString(b, e.Imported.File)
 		b = binary.AppendUvarint(b, uint64(e.Imported.Line))
+	}
+	if a := e.Actor; a != nil {
+		b = append(b, viaCodes[a.Via])
+		b = binary.AppendUvarint(b, uint64(a.UID+1))
+		b = binary.AppendUvarint(b, uint64(a.PID))
+		b = appendString(b, a.Token)
 	}
 	return b, nil
 }
@@ -247,6 +264,13 @@ func DecodeEvent(id ulid.ULID, b []byte) (Event, error) {
 	if flags&flagImported != 0 {
 		e.Imported = &ImportSource{File: d.string(), Line: int(d.uvarint())}
 	}
+	if flags&flagActor != 0 {
+		a, err := d.actor()
+		if err != nil {
+			return Event{}, fmt.Errorf("decode event %s: %v: %w", id, err, ErrCorrupt)
+		}
+		e.Actor = &a
+	}
 	if d.err {
 		return Event{}, fmt.Errorf("decode event %s: truncated value: %w", id, ErrCorrupt)
 	}
@@ -305,6 +329,23 @@ func (d *decoder) string() string {
 	s := string(d.b[:n])
 	d.b = d.b[n:]
 	return s
+}
+
+func (d *decoder) actor() (Actor, error) {
+	c := d.byte()
+	uid := d.uvarint()
+	pid := d.uvarint()
+	token := d.string()
+	if d.err {
+		return Actor{}, fmt.Errorf("truncated actor")
+	}
+	if int(c) >= len(codeVias) || codeVias[c] == "" {
+		return Actor{}, fmt.Errorf("unknown actor via code %d", c)
+	}
+	if uid > maxActorUID+1 || pid > maxActorPID || len(token) > maxActorToken {
+		return Actor{}, fmt.Errorf("actor out of range")
+	}
+	return Actor{Via: codeVias[c], UID: int(uid) - 1, PID: int(pid), Token: token}, nil
 }
 
 func (d *decoder) health() Health {

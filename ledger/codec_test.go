@@ -58,6 +58,32 @@ func withImported(evs []ledger.Event) []ledger.Event {
 	return out
 }
 
+// withActors returns copies of evs that carry an actor, one of each way a
+// write arrives.
+func withActors(evs []ledger.Event) []ledger.Event {
+	actors := []ledger.Actor{
+		{Via: ledger.ViaSocket, UID: 1000, PID: 4242},
+		{Via: ledger.ViaTCP, UID: -1, Token: "default"},
+		{Via: ledger.ViaLocal, UID: 0, PID: 1},
+		{Via: ledger.ViaWatchdog, UID: 4294967295, PID: 2147483647},
+	}
+	out := make([]ledger.Event, len(evs))
+	for i, e := range evs {
+		a := actors[i%len(actors)]
+		e.Actor = &a
+		out[i] = e
+	}
+	return out
+}
+
+// allSamples returns the sample events plain, imported, with an actor, and
+// with both.
+func allSamples() []ledger.Event {
+	evs := append(sampleEvents(), withImported(sampleEvents())...)
+	evs = append(evs, withActors(sampleEvents())...)
+	return append(evs, withActors(withImported(sampleEvents()))...)
+}
+
 // encode returns the stored form of e and fails the test if it has none.
 func encode(tb testing.TB, e ledger.Event) []byte {
 	tb.Helper()
@@ -69,7 +95,7 @@ func encode(tb testing.TB, e ledger.Event) []byte {
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	evs := append(sampleEvents(), withImported(sampleEvents())...)
+	evs := allSamples()
 	// The zero values of every payload must survive too.
 	evs = append(evs,
 		ledger.Event{Type: ledger.EventAllocated, Port: 1, Allocated: &ledger.Allocated{}},
@@ -80,6 +106,9 @@ func TestCodecRoundTrip(t *testing.T) {
 		name := string(e.Type)
 		if e.Imported != nil {
 			name += "/imported"
+		}
+		if e.Actor != nil {
+			name += "/" + string(e.Actor.Via)
 		}
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
@@ -125,9 +154,14 @@ func TestDecodeEventRefusesCorruptValues(t *testing.T) {
 		{"imported flag without source", append([]byte{valid[0], valid[1], 1}, valid[3:]...)},
 		{"port past 65535", []byte{1, 4, 0, 0x80, 0x80, 0x04, 0, 0}},
 		{"unknown health code", []byte{1, 3, 0, 1, 9, 2, 0, 0, 0}},
+		{"actor flag without actor", append([]byte{valid[0], valid[1], 2}, valid[3:]...)},
+		{"actor via code zero", append(append([]byte{valid[0], valid[1], 2}, valid[3:]...), 0, 1, 1, 0)},
+		{"unknown actor via code", append(append([]byte{valid[0], valid[1], 2}, valid[3:]...), 9, 1, 1, 0)},
+		{"actor uid past 2^32-1", append(append([]byte{valid[0], valid[1], 2}, valid[3:]...), 1, 0x81, 0x80, 0x80, 0x80, 0x10, 1, 0)},
+		{"actor pid past 2^31-1", append(append([]byte{valid[0], valid[1], 2}, valid[3:]...), 1, 1, 0x80, 0x80, 0x80, 0x80, 0x08, 0)},
 	}
 	// Every proper prefix of every valid encoding is truncated.
-	for _, e := range append(sampleEvents(), withImported(sampleEvents())...) {
+	for _, e := range allSamples() {
 		b := encode(t, e)
 		for n := range len(b) {
 			tests = append(tests, struct {
@@ -163,6 +197,9 @@ func TestAppendEncodedRefusesBadEvents(t *testing.T) {
 		{"negative port", ledger.Event{Type: ledger.EventStatsReported, Port: -1, StatsReported: &ledger.StatsReported{}}},
 		{"port past 65535", ledger.Event{Type: ledger.EventStatsReported, Port: 65536, StatsReported: &ledger.StatsReported{}}},
 		{"unknown health", ledger.Event{Type: ledger.EventHealthChanged, Port: 8000, HealthChanged: &ledger.HealthChanged{From: "zombie", To: ledger.HealthDead}}},
+		{"actor without via", ledger.Event{Type: ledger.EventStatsReported, Port: 8000, StatsReported: &ledger.StatsReported{}, Actor: &ledger.Actor{UID: 1}}},
+		{"actor uid below -1", ledger.Event{Type: ledger.EventStatsReported, Port: 8000, StatsReported: &ledger.StatsReported{}, Actor: &ledger.Actor{Via: ledger.ViaSocket, UID: -2}}},
+		{"actor negative pid", ledger.Event{Type: ledger.EventStatsReported, Port: 8000, StatsReported: &ledger.StatsReported{}, Actor: &ledger.Actor{Via: ledger.ViaSocket, PID: -1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,7 +215,7 @@ func TestAppendEncodedRefusesBadEvents(t *testing.T) {
 // FuzzDecodeEvent checks that no stored value makes DecodeEvent panic, and
 // that whatever it accepts encodes back to a value that decodes the same.
 func FuzzDecodeEvent(f *testing.F) {
-	for _, e := range append(sampleEvents(), withImported(sampleEvents())...) {
+	for _, e := range allSamples() {
 		f.Add(encode(f, e))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -62,6 +62,9 @@ type Event struct {
 
 	// Imported is set on events made from the original port manager's files.
 	Imported *ImportSource
+	// Actor is who asked for the write; nil on events written before actors
+	// were recorded, and on imported events.
+	Actor *Actor
 }
 
 // Allocated is the payload of EventAllocated: a port handed to a service.

@@ -42,6 +42,8 @@ type eventJSON struct {
 
 	ImportedFrom string `json:"imported_from,omitempty"`
 	ImportedLine int    `json:"imported_line,omitempty"`
+
+	Actor *Actor `json:"actor,omitempty"`
 }
 
 // MarshalJSON renders the flat form.
@@ -83,6 +85,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Imported != nil {
 		j.ImportedFrom, j.ImportedLine = e.Imported.File, e.Imported.Line
 	}
+	j.Actor = e.Actor
 	return json.Marshal(j)
 }
 
@@ -138,5 +141,6 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if j.ImportedFrom != "" {
 		e.Imported = &ImportSource{File: j.ImportedFrom, Line: j.ImportedLine}
 	}
+	e.Actor = j.Actor
 	return nil
 }

@@ -52,6 +52,18 @@ func TestEventJSONShape(t *testing.T) {
 			"type": "conflict_detected", "port": 8006.0, "pid": 31337.0, "command": "nc -l 8006",
 			"imported_from": "logs/port_manager/allocations_20251115.jsonl", "imported_line": 1000.0,
 		}},
+		{"actor over the socket", withActors(evs[4:5])[0], map[string]any{
+			"type": "stats_reported", "port": 8004.0, "request_count": float64(1 << 40), "error_count": 17.0,
+			"actor": map[string]any{"via": "socket", "uid": 1000.0, "pid": 4242.0},
+		}},
+		{"actor over tcp", withActors(evs[3:5])[1], map[string]any{
+			"type": "stats_reported", "port": 8004.0, "request_count": float64(1 << 40), "error_count": 17.0,
+			"actor": map[string]any{"via": "tcp", "token": "default"},
+		}},
+		{"actor root, local", withActors(evs[2:5])[2], map[string]any{
+			"type": "stats_reported", "port": 8004.0, "request_count": float64(1 << 40), "error_count": 17.0,
+			"actor": map[string]any{"via": "local", "uid": 0.0, "pid": 1.0},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,7 +80,7 @@ func TestEventJSONShape(t *testing.T) {
 }
 
 func TestEventJSONRoundTrip(t *testing.T) {
-	evs := append(sampleEvents(), withImported(sampleEvents())...)
+	evs := allSamples()
 	// Durations that are not whole seconds must come back to the millisecond.
 	for _, ms := range []int64{1, 999, 1001, 123456789, 86400001, 7 * 24 * 3600 * 1000} {
 		evs = append(evs,
