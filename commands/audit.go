@@ -21,7 +21,7 @@ var errEnough = errors.New("enough")
 // point's moment is part of the point: a port allocated at T is held at T,
 // one released at T is free at T. EINVALID for a bad port.
 func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAnswer, error) {
-	if err := validatePort(port); err != nil {
+	if err := ledger.CheckPort(port); err != nil {
 		return ledger.WhoAnswer{}, err
 	}
 	ans := ledger.WhoAnswer{Port: port, At: l.cfg.Now().UTC()}

@@ -12,7 +12,7 @@ import (
 // RegisterPID records the process that serves a port, with its start time,
 // so that a later process that reuses the PID is not taken for it.
 func (l *Ledger) RegisterPID(ctx context.Context, port, pid int) (ledger.Allocation, error) {
-	if err := validatePort(port); err != nil {
+	if err := ledger.CheckPort(port); err != nil {
 		return ledger.Allocation{}, err
 	}
 	if err := validatePID(pid); err != nil {
@@ -44,7 +44,7 @@ func (l *Ledger) RegisterPID(ctx context.Context, port, pid int) (ledger.Allocat
 // StatsInterval; the totals of reports in between are carried by the next
 // stats event or by the release.
 func (l *Ledger) ReportStats(ctx context.Context, port int, requests, errs int64) error {
-	if err := validatePort(port); err != nil {
+	if err := ledger.CheckPort(port); err != nil {
 		return err
 	}
 	if requests < 0 || errs < 0 {
@@ -78,7 +78,7 @@ func (l *Ledger) ReportStats(ctx context.Context, port int, requests, errs int64
 // Release frees a port. With req.EventID set it frees the port only if that
 // allocation still holds it, so a late release never frees a new holder.
 func (l *Ledger) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger.Event, error) {
-	if err := validatePort(req.Port); err != nil {
+	if err := ledger.CheckPort(req.Port); err != nil {
 		return ledger.Event{}, err
 	}
 	if err := validateText("reason", req.Reason, MaxReason); err != nil {
@@ -127,7 +127,7 @@ func (l *Ledger) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger
 // allocation that is gone (or was replaced) is refused with ENOTFOUND; a
 // report of the state the allocation already has writes nothing.
 func (l *Ledger) RecordHealth(ctx context.Context, rep ledger.HealthReport) error {
-	if err := validatePort(rep.Port); err != nil {
+	if err := ledger.CheckPort(rep.Port); err != nil {
 		return err
 	}
 	if !rep.To.Valid() {
@@ -158,7 +158,7 @@ func (l *Ledger) RecordHealth(ctx context.Context, rep ledger.HealthReport) erro
 // RecordConflict records a listener in the managed range that the ledger did
 // not hand out. The same port and PID are recorded once.
 func (l *Ledger) RecordConflict(ctx context.Context, port, pid int, command string) error {
-	if err := validatePort(port); err != nil {
+	if err := ledger.CheckPort(port); err != nil {
 		return err
 	}
 	if pid < 0 {

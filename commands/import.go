@@ -83,7 +83,7 @@ func validateImported(e *ledger.Event, now time.Time) error {
 		return ledger.Errorf(ledger.EINVALID, "event %s (%s:%d): its time is in the future", e.ID, e.Imported.File, e.Imported.Line)
 	}
 	if e.Type != ledger.EventRangeChanged {
-		if err := validatePort(e.Port); err != nil {
+		if err := ledger.CheckPort(e.Port); err != nil {
 			return ledger.Errorf(ledger.EINVALID, "event %s (%s:%d): %s", e.ID, e.Imported.File, e.Imported.Line, ledger.ErrorMessage(err))
 		}
 	}

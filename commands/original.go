@@ -194,7 +194,7 @@ func parseLine(base string, n int, line []byte) (imported, problem) {
 		return imported{}, malformed("timestamp: %v", err)
 	}
 	port, ok := rawInt(l.Port)
-	if !ok || port < 1 || port > 65535 {
+	if !ok || ledger.CheckPort(port) != nil {
 		return imported{}, malformed("port %s: want a number 1-65535", strings.TrimSpace(string(l.Port)))
 	}
 	pid, _ := rawInt(l.PID)
@@ -284,8 +284,8 @@ func (o *Original) readRegistry(data []byte, evs []imported) []imported {
 			}
 			port = p
 		}
-		if port < 1 || port > 65535 {
-			bad("allocation %q: port %d: want 1-65535", en.key, port)
+		if err := ledger.CheckPort(port); err != nil {
+			bad("allocation %q: %s", en.key, ledger.ErrorMessage(err))
 			continue
 		}
 		if a.ServiceName == "" {

@@ -55,7 +55,7 @@ func (l *Ledger) Allocations(ctx context.Context, q ledger.AllocationQuery) ([]l
 
 // Allocation returns the holder of a port at a point, or ENOTFOUND.
 func (l *Ledger) Allocation(ctx context.Context, port int, at ulid.ULID) (ledger.Allocation, error) {
-	if err := validatePort(port); err != nil {
+	if err := ledger.CheckPort(port); err != nil {
 		return ledger.Allocation{}, err
 	}
 	reg, err := l.state(at)
@@ -74,7 +74,7 @@ func (l *Ledger) Allocation(ctx context.Context, port int, at ulid.ULID) (ledger
 // knows which port each service held when the window opens.
 func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Event, error) {
 	if q.Port != 0 {
-		if err := validatePort(q.Port); err != nil {
+		if err := ledger.CheckPort(q.Port); err != nil {
 			return nil, err
 		}
 	}

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -55,14 +54,6 @@ func validateText(field, s string, limit int) error {
 	return nil
 }
 
-// validatePort checks that port is a TCP port number.
-func validatePort(port int) error {
-	if port < 1 || port > 65535 {
-		return ledger.Errorf(ledger.EINVALID, "port %d: want 1-65535", port)
-	}
-	return nil
-}
-
 // validatePID checks the shape of a PID; whether it is alive is asked of the OS.
 func validatePID(pid int) error {
 	if pid <= 1 {
@@ -84,19 +75,10 @@ func ValidateHealthURL(u string) error {
 	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		return ledger.Errorf(ledger.EINVALID, "health_url %q: want an http:// URL on this machine, e.g. http://127.0.0.1:8000/health", u)
 	}
-	if !IsLoopbackHost(p.Hostname()) {
+	if !ledger.IsLoopbackHost(p.Hostname()) {
 		return ledger.Errorf(ledger.EINVALID, "health_url %q: only loopback hosts (127.0.0.1, ::1, localhost) are probed", u)
 	}
 	return nil
-}
-
-// IsLoopbackHost reports whether host is "localhost" or a loopback IP.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // validateAllocate checks every field of an allocation request that can be
@@ -112,7 +94,7 @@ func validateAllocate(req ledger.AllocateRequest) error {
 		return err
 	}
 	if req.Port != 0 {
-		if err := validatePort(req.Port); err != nil {
+		if err := ledger.CheckPort(req.Port); err != nil {
 			return err
 		}
 	}
@@ -146,7 +128,7 @@ func validateHealthPath(req ledger.AllocateRequest) error {
 	if !strings.HasPrefix(path, "/") {
 		return ledger.Errorf(ledger.EINVALID, "health_path %q: want a path starting with /, e.g. /health", path)
 	}
-	if _, err := url.Parse(healthURLFor(65535, path)); err != nil {
+	if _, err := url.Parse(healthURLFor(ledger.MaxPort, path)); err != nil {
 		return ledger.Errorf(ledger.EINVALID, "health_path %q: not a valid URL path", path)
 	}
 	return nil

@@ -340,16 +340,7 @@ func pathPort(r *http.Request) (int, error) {
 
 // parsePort reads a TCP port, 1-65535.
 func parsePort(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, ledger.Errorf(ledger.EINVALID, "port %q: want a number 1-65535", s)
-	}
-	if n < 1 || n > 65535 {
-		// The same words as the ledger's own check, so that a caller of
-		// the Client sees what a local caller sees.
-		return 0, ledger.Errorf(ledger.EINVALID, "port %d: want 1-65535", n)
-	}
-	return n, nil
+	return ledger.ParsePort(s)
 }
 
 // queryPoint reads a point in history from the query (RFC 3339, an event

@@ -126,7 +126,7 @@ func CheckListenAddr(addr, token string) error {
 	if err != nil {
 		return ledger.Errorf(ledger.EINVALID, "listen address %q: want host:port, e.g. 127.0.0.1:7999", addr)
 	}
-	if token != "" || commands.IsLoopbackHost(host) {
+	if token != "" || ledger.IsLoopbackHost(host) {
 		return nil
 	}
 	if host == "" {

@@ -48,7 +48,7 @@ func ParseRange(s string) (Range, error) {
 
 // Validate returns an EINVALID error unless both ends are ports and Lo <= Hi.
 func (r Range) Validate() error {
-	if r.Lo < 1 || r.Hi > 65535 || r.Lo > r.Hi {
+	if r.Lo < 1 || r.Hi > MaxPort || r.Lo > r.Hi {
 		return Errorf(EINVALID, "range %d-%d: ends must be ports 1-65535 with LO <= HI", r.Lo, r.Hi)
 	}
 	return nil

@@ -82,7 +82,7 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 		}
 		flags |= flagActor
 	}
-	if e.Port < 0 || e.Port > 65535 {
+	if e.Port < 0 || e.Port > MaxPort {
 		return b, fmt.Errorf("encode event: port %d out of range", e.Port)
 	}
 	b = append(b, codecVersion, code, flags)
@@ -200,7 +200,7 @@ func DecodeEvent(id ulid.ULID, b []byte) (Event, error) {
 	e.Type = codeTypes[code]
 	flags := d.byte()
 	port := d.uvarint()
-	if port > 65535 {
+	if port > MaxPort {
 		return Event{}, fmt.Errorf("decode event %s: port %d out of range: %w", id, port, ErrCorrupt)
 	}
 	e.Port = int(port)

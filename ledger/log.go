@@ -498,8 +498,8 @@ func (l *Log) Scan(after, until ulid.ULID, fn func(Event) error) error {
 // 1M-event log against about 1 ms for the walk. An index entry without a
 // value (written before the copy was kept) is looked up.
 func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) error {
-	if port < 1 || port > 65535 {
-		return Errorf(EINVALID, "port %d: want 1-65535", port)
+	if err := CheckPort(port); err != nil {
+		return err
 	}
 	return l.db.View(func(tx *bolt.Tx) error {
 		tail, err := portTail(tx, port, since, until)

@@ -13,8 +13,8 @@ import (
 // an error. It reads the events just before a moment without walking the
 // port's whole history.
 func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, error)) error {
-	if port < 1 || port > 65535 {
-		return Errorf(EINVALID, "port %d: want 1-65535", port)
+	if err := CheckPort(port); err != nil {
+		return err
 	}
 	if until == (ulid.ULID{}) {
 		for i := range until {

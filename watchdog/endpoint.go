@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/portledger/portledger/ledger"
 )
 
 // endpointProber fetches health URLs, on loopback addresses only.
@@ -63,7 +65,7 @@ func (p *endpointProber) check(ctx context.Context, rawURL string) (string, bool
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return "not checked: not an http(s) URL", true
 	}
-	if !isLoopbackHost(u.Hostname()) {
+	if !ledger.IsLoopbackHost(u.Hostname()) {
 		return fmt.Sprintf("not checked: %s is not a loopback address", u.Hostname()), true
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
@@ -100,13 +102,4 @@ func describeFetchError(err error, timeout time.Duration) string {
 		msg = msg[i+2:] // the cause, without the URL the caller already knows
 	}
 	return msg
-}
-
-// isLoopbackHost reports whether host is "localhost" or a loopback IP.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -35,8 +35,10 @@ ULID, or a duration ago (90m, 2h, 7d). --json prints {"events": [...]}.`, &c, tr
 	if q.Since, q.Until, err = parseWindow(since, until); err != nil {
 		return err
 	}
-	if q.Port != 0 && (q.Port < 1 || q.Port > 65535) {
-		return usagef("--port %d: want 1-65535", q.Port)
+	if q.Port != 0 {
+		if err := ledger.CheckPort(q.Port); err != nil {
+			return usagef("--%s", ledger.ErrorMessage(err))
+		}
 	}
 	b, err := connect(ctx, &c)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"github.com/oklog/ulid/v2"
 	"io"
-	"strconv"
 
 	"github.com/portledger/portledger/ledger"
 )
@@ -20,9 +19,9 @@ func printJSON(w io.Writer, v any) error {
 
 // parsePort reads a port argument.
 func parsePort(s string) (int, error) {
-	p, err := strconv.Atoi(s)
-	if err != nil || p < 1 || p > 65535 {
-		return 0, usagef("port %q: want a number 1-65535", s)
+	p, err := ledger.ParsePort(s)
+	if err != nil {
+		return 0, usageError{msg: ledger.ErrorMessage(err)}
 	}
 	return p, nil
 }
