@@ -189,6 +189,9 @@ func checkFile(path string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	if info.IsDir() {
+		return fmt.Errorf("%s is a directory, not a ledger file: move it away, or choose another data directory", path)
+	}
 	if info.Size() == 0 {
 		return nil // an empty file becomes a new ledger
 	}

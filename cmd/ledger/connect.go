@@ -24,6 +24,25 @@ type common struct {
 	token string
 	rng   string
 	json  bool
+
+	env *env          // the process's streams and environment
+	fs  *flag.FlagSet // the subcommand's flags, to tell a flag given from a default
+}
+
+// dataGiven reports whether the user chose the data directory (--data or
+// LEDGER_DATA) rather than taking the default.
+func (c *common) dataGiven() bool {
+	if c.env != nil && c.env.getenv("LEDGER_DATA") != "" {
+		return true
+	}
+	return c.fs != nil && flagSet(c.fs, "data")
+}
+
+// note prints a line for the person at the terminal on stderr.
+func (c *common) note(format string, args ...any) {
+	if c.env != nil {
+		fmt.Fprintf(c.env.stderr, "ledger: "+format+"\n", args...)
+	}
 }
 
 // newFlags returns a flag set for a subcommand with the common flags. usage
@@ -31,6 +50,7 @@ type common struct {
 func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	c.env, c.fs = e, fs
 	fs.StringVar(&c.data, "data", envOr(e, "LEDGER_DATA", ledger.DefaultDataDir(e.getenv)), "data directory (env LEDGER_DATA)")
 	fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
 	fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
@@ -151,20 +171,25 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		}
 		return &backend{Service: cl, client: cl, layout: layout}, nil
 	}
-	if _, err := os.Stat(layout.Socket()); err == nil {
-		cl := httpapi.NewSocketClient(layout.Socket(), c.token)
-		if cl.Ping(ctx) == nil {
-			return &backend{Service: cl, client: cl, layout: layout}, nil
-		}
-		// A socket file nobody answers on is left by a daemon that was
-		// killed: fall through to the file, which then tells the truth.
+	if cl := socketClient(ctx, layout, c.token); cl != nil {
+		return &backend{Service: cl, client: cl, layout: layout}, nil
 	}
-	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: embeddedLockTimeout})
-	readOnly := errors.Is(err, syscall.EROFS)
-	if readOnly {
-		// A read-only file system still answers reads; a write then
-		// fails with the file system's own words.
-		log, err = ledger.Open(layout.DB(), ledger.Options{Timeout: embeddedLockTimeout, ReadOnly: true})
+	// No daemon serves this data directory. One of this user's daemons may
+	// serve another: a shell without LEDGER_DATA goes to it; one that named
+	// its directory gets it, and is told about the other.
+	var elsewhere []announcement
+	if c.env != nil {
+		elsewhere = others(liveDaemons(ctx, runtimeDir(c.env.getenv), c.token), c.data)
+	}
+	if len(elsewhere) == 1 && !c.dataGiven() {
+		a := elsewhere[0]
+		cl := httpapi.NewSocketClient(a.Socket, c.token)
+		c.note("no --data or LEDGER_DATA given and no daemon serves %s: using the daemon (pid %d) that serves %s", c.data, a.PID, a.Data)
+		return &backend{Service: cl, client: cl, layout: ledger.Layout{Dir: a.Data}}, nil
+	}
+	log, readOnly, cl, err := openOrFind(ctx, layout, c.token)
+	if cl != nil {
+		return &backend{Service: cl, client: cl, layout: layout}, nil
 	}
 	if err != nil {
 		if errors.Is(err, ledger.ErrLocked) {
@@ -172,12 +197,61 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		}
 		return nil, err
 	}
+	if len(elsewhere) > 0 {
+		c.note("used the ledger in %s (no daemon serves it), while another ledger is live: %s; pass --data to choose", absDir(c.data), describeDaemons(elsewhere))
+	}
 	local, err := commands.New(commands.Config{Log: log})
 	if err != nil {
 		log.Close()
 		return nil, err
 	}
 	return &backend{Service: local, local: local, log: log, layout: layout, readOnly: readOnly}, nil
+}
+
+// socketClient returns a client of the daemon that answers on the data
+// directory's socket, or nil. A socket file nobody answers on is left by a
+// daemon that was killed.
+func socketClient(ctx context.Context, layout ledger.Layout, token string) *httpapi.Client {
+	if _, err := os.Stat(layout.Socket()); err != nil {
+		return nil
+	}
+	cl := httpapi.NewSocketClient(layout.Socket(), token)
+	if cl.Ping(ctx) != nil {
+		return nil
+	}
+	return cl
+}
+
+// lockPoll is how long one attempt to take the ledger file's lock waits
+// before the CLI looks for a daemon again.
+const lockPoll = 200 * time.Millisecond
+
+// openOrFind opens the ledger file, waiting up to embeddedLockTimeout for
+// another process to let go of it. While it waits it looks for a daemon on
+// the data directory's socket again: the process that holds the lock may be
+// a `ledger serve` that is starting, and once it answers the command goes
+// through it (cl is then set).
+func openOrFind(ctx context.Context, layout ledger.Layout, token string) (log *ledger.Log, readOnly bool, cl *httpapi.Client, err error) {
+	deadline := time.Now().Add(embeddedLockTimeout)
+	for {
+		wait := min(lockPoll, max(time.Until(deadline), time.Millisecond))
+		log, err = ledger.Open(layout.DB(), ledger.Options{Timeout: wait})
+		readOnly = errors.Is(err, syscall.EROFS)
+		if readOnly {
+			// A read-only file system still answers reads; a write then
+			// fails with the file system's own words.
+			log, err = ledger.Open(layout.DB(), ledger.Options{Timeout: wait, ReadOnly: true})
+		}
+		if !errors.Is(err, ledger.ErrLocked) || time.Now().After(deadline) {
+			return log, readOnly, nil, err
+		}
+		if cl := socketClient(ctx, layout, token); cl != nil {
+			return nil, false, cl, nil
+		}
+		if ctx.Err() != nil {
+			return nil, false, nil, err
+		}
+	}
 }
 
 // Close brings the file projections up to date (embedded mode) and lets go

@@ -25,6 +25,10 @@ import (
 // DefaultAddr is where the daemon serves the REST API over TCP.
 const DefaultAddr = "127.0.0.1:7999"
 
+// maxSocketPath is the longest path a unix socket may have on Linux
+// (sun_path holds 108 bytes with the closing NUL).
+const maxSocketPath = 107
+
 // shutdownGrace bounds a clean stop: in-flight requests are answered, the
 // writer drains, the projections are flushed.
 const shutdownGrace = 4 * time.Second
@@ -85,6 +89,13 @@ A non-loopback --addr needs --token.`, &c, false)
 	d, err := startDaemon(ctx, c.data, addr, c.token, rng, wopts, logger)
 	if err != nil {
 		return err
+	}
+	if gone, err := announce(runtimeDir(e.getenv), announcement{
+		PID: os.Getpid(), Data: absDir(c.data), Socket: absPath(d.layout.Socket()), Addr: d.addrDesc(), Started: time.Now().UTC(),
+	}); err != nil {
+		logger.Warn("other shells will not find this daemon", "runtime_dir", runtimeDir(e.getenv), "err", err)
+	} else {
+		defer gone()
 	}
 	logger.Info("serving", "data", c.data, "socket", d.layout.Socket(), "addr", d.addrDesc(), "range", d.svc.Registry().Range.String())
 	<-ctx.Done()
@@ -171,6 +182,9 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 		Service: importer{d.svc, d}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 	})
 
+	if n := len(layout.Socket()); n > maxSocketPath {
+		return nil, fmt.Errorf("the daemon's socket %s would be %d bytes long, over the %d that a unix socket path may have: choose a data directory with a shorter path (--data or LEDGER_DATA)", layout.Socket(), n, maxSocketPath)
+	}
 	_ = os.Remove(layout.Socket()) // a socket file left by a killed daemon: nobody answered on it above
 	unixLn, err := net.Listen("unix", layout.Socket())
 	if err != nil {

@@ -24,10 +24,12 @@ const (
 // environment with LEDGER_DATA and LEDGER_RANGE set, and none of the
 // developer's LEDGER_ADDR, LEDGER_TOKEN or LEDGER_SERVICE. portRange keeps
 // each test package's ports away from the others' and from the developer's
-// services.
+// services. XDG_RUNTIME_DIR is DATA.run, next to the data directory, so
+// that the daemons of a test announce themselves to that test's processes
+// alone, and never to the developer's shells.
 func Env(data, portRange string) []string {
 	return append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+portRange,
-		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=")
+		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=", "XDG_RUNTIME_DIR="+data+".run")
 }
 
 // Command returns the ledger binary with args, set up by Env for a data
