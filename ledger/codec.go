@@ -22,7 +22,8 @@ import (
 //	byte    schema version (codecVersion)
 //	byte    event type code (see typeCodes)
 //	byte    flags (bit 0: imported source follows the payload;
-//	        bit 1: the actor follows)
+//	        bit 1: the actor follows; bits 6 and 7 belong to the hash
+//	        chain, see chain.go)
 //	uvarint port
 //	payload fields in a fixed order per type (see appendPayload)
 //	[imported: string file, uvarint line]
@@ -46,6 +47,7 @@ var typeCodes = map[EventType]byte{
 	EventReleased:         5,
 	EventConflictDetected: 6,
 	EventRangeChanged:     7,
+	EventChainAccepted:    8,
 }
 
 var codeTypes = [...]EventType{
@@ -56,6 +58,7 @@ var codeTypes = [...]EventType{
 	5: EventReleased,
 	6: EventConflictDetected,
 	7: EventRangeChanged,
+	8: EventChainAccepted,
 }
 
 // maxLeaseMS is the longest lease, in milliseconds, that a time.Duration holds.
@@ -161,6 +164,16 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 		for _, v := range []int{p.From.Lo, p.From.Hi, p.To.Lo, p.To.Hi} {
 			b = binary.AppendUvarint(b, uint64(v))
 		}
+	case EventChainAccepted:
+		p := e.ChainAccepted
+		if p == nil {
+			return b[:start], errNoPayload(e.Type)
+		}
+		b = binary.AppendUvarint(b, uint64(p.Breaks))
+		b = append(b, p.EventID[:]...)
+		b = binary.AppendUvarint(b, p.Seq)
+		b = appendString(b, p.Problem)
+		b = appendString(b, p.AcceptedBy)
 	}
 	if e.Imported != nil {
 		b = appendString(b, e.Imported.File)
@@ -260,6 +273,16 @@ func DecodeEvent(id ulid.ULID, b []byte) (Event, error) {
 		p.To.Lo = int(d.uvarint())
 		p.To.Hi = int(d.uvarint())
 		e.RangeChanged = p
+	case EventChainAccepted:
+		p := &ChainAccepted{}
+		p.Breaks = int(d.uvarint())
+		for i := range p.EventID {
+			p.EventID[i] = d.byte()
+		}
+		p.Seq = d.uvarint()
+		p.Problem = d.string()
+		p.AcceptedBy = d.string()
+		e.ChainAccepted = p
 	}
 	if flags&flagImported != 0 {
 		e.Imported = &ImportSource{File: d.string(), Line: int(d.uvarint())}

@@ -45,6 +45,9 @@ func sampleEvents() []ledger.Event {
 		{Type: ledger.EventRangeChanged, RangeChanged: &ledger.RangeChanged{
 			From: ledger.Range{Lo: 8000, Hi: 8100}, To: ledger.Range{Lo: 9000, Hi: 9499},
 		}},
+		{Type: ledger.EventChainAccepted, ChainAccepted: &ledger.ChainAccepted{
+			Breaks: 2, EventID: ulid.MustParse("01KAK2M1A9Q1ZB3Q2YV2Q7Q0ZD"), Seq: 41, Problem: "links 41-41 are missing", AcceptedBy: "uid 1000",
+		}},
 	}
 }
 

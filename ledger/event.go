@@ -19,6 +19,10 @@ const (
 	EventReleased         EventType = "released"
 	EventConflictDetected EventType = "conflict_detected"
 	EventRangeChanged     EventType = "range_changed"
+	// EventChainAccepted records that the daemon was started on a log
+	// whose hash chain does not hold, because its operator said so
+	// (`ledger serve --accept-broken-chain`).
+	EventChainAccepted EventType = "chain_accepted"
 )
 
 // Action returns the JSONL "action" word of the original port manager for t.
@@ -38,6 +42,8 @@ func (t EventType) Action() string {
 		return "conflict"
 	case EventRangeChanged:
 		return "range"
+	case EventChainAccepted:
+		return "chain_accepted"
 	}
 	return string(t)
 }
@@ -59,6 +65,7 @@ type Event struct {
 	Released      *Released
 	Conflict      *ConflictDetected
 	RangeChanged  *RangeChanged
+	ChainAccepted *ChainAccepted
 
 	// Imported is set on events made from the original port manager's files.
 	Imported *ImportSource
@@ -123,6 +130,16 @@ type ConflictDetected struct {
 type RangeChanged struct {
 	From Range
 	To   Range
+}
+
+// ChainAccepted is the payload of EventChainAccepted: the breaks of the
+// hash chain that the operator accepted, the first of them named.
+type ChainAccepted struct {
+	Breaks     int       // how many breaks were accepted
+	EventID    ulid.ULID // the first break's event (zero: the end of the log)
+	Seq        uint64    // the first break's position in the chain
+	Problem    string    // what was wrong there
+	AcceptedBy string    // who started the daemon with --accept-broken-chain
 }
 
 // ImportSource says where an imported event came from.

@@ -40,6 +40,11 @@ type eventJSON struct {
 
 	Command string `json:"command,omitempty"`
 
+	Breaks      int       `json:"breaks,omitempty"`
+	BrokenEvent ulid.ULID `json:"broken_event,omitzero"`
+	BrokenSeq   uint64    `json:"broken_seq,omitempty"`
+	AcceptedBy  string    `json:"accepted_by,omitempty"`
+
 	ImportedFrom string `json:"imported_from,omitempty"`
 	ImportedLine int    `json:"imported_line,omitempty"`
 
@@ -81,6 +86,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		j.PID, j.Command = e.Conflict.PID, e.Conflict.Command
 	case e.RangeChanged != nil:
 		j.From, j.To = e.RangeChanged.From.String(), e.RangeChanged.To.String()
+	case e.ChainAccepted != nil:
+		p := e.ChainAccepted
+		j.Breaks, j.BrokenEvent, j.BrokenSeq, j.Reason, j.AcceptedBy = p.Breaks, p.EventID, p.Seq, p.Problem, p.AcceptedBy
 	}
 	if e.Imported != nil {
 		j.ImportedFrom, j.ImportedLine = e.Imported.File, e.Imported.Line
@@ -135,6 +143,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("event %s: bad range", j.ID)
 		}
 		e.RangeChanged = &RangeChanged{From: from, To: to}
+	case EventChainAccepted:
+		e.ChainAccepted = &ChainAccepted{Breaks: j.Breaks, EventID: j.BrokenEvent, Seq: j.BrokenSeq, Problem: j.Reason, AcceptedBy: j.AcceptedBy}
 	default:
 		return fmt.Errorf("event %s: unknown type %q", j.ID, j.Type)
 	}

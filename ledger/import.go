@@ -37,6 +37,7 @@ func (l *Log) Insert(evs []Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	last := l.last
+	head := l.head
 	var buf []byte
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
@@ -53,10 +54,13 @@ func (l *Log) Insert(evs []Event) error {
 			if err != nil {
 				return err
 			}
-			v := append([]byte(nil), buf...)
+			buf[2] |= flagInserted
+			var v []byte
+			v, head = chainEvent(head, e.ID, buf)
 			if err := events.Put(e.ID[:], v); err != nil {
 				return err
 			}
+			v = v[:len(v)-trailerLen] // the index's copy carries no link
 			if e.Port > 0 {
 				if err := byPort.Put(portKey(e.Port, e.ID), v); err != nil {
 					return err
@@ -68,6 +72,9 @@ func (l *Log) Insert(evs []Event) error {
 		}
 		count := countOf(meta) + uint64(len(sorted))
 		if err := meta.Put(keyCount, binary.BigEndian.AppendUint64(nil, count)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyChainHead, head.bytes()); err != nil {
 			return err
 		}
 		// Collect first: deleting under a cursor skips keys.
@@ -94,6 +101,7 @@ func (l *Log) Insert(evs []Event) error {
 		evs[i].At = IDTime(evs[i].ID)
 	}
 	l.last = last
+	l.head = head
 	return nil
 }
 
@@ -125,10 +133,13 @@ func (l *Log) PutSnapshots(snaps []SnapshotAt) error {
 	if len(snaps) == 0 {
 		return nil
 	}
+	l.mu.Lock()
+	head := l.head
+	l.mu.Unlock()
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		for _, s := range snaps {
-			if err := b.Put(s.ID[:], s.Data); err != nil {
+			if err := b.Put(s.ID[:], snapshotValue(head, s.Data)); err != nil {
 				return err
 			}
 		}

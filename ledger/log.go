@@ -77,9 +77,10 @@ type Log struct {
 
 	tailMax int // Options.PortIndexTail
 
-	mu    sync.Mutex // guards last and tailN
+	mu    sync.Mutex // guards last, tailN and head
 	last  ulid.ULID  // the newest ID in the log
 	tailN int        // entries in port_tail
+	head  ChainHead  // the hash chain's newest link (see chain.go)
 }
 
 // Open opens or creates the log at path, creating its folder (mode 0700).
@@ -134,7 +135,7 @@ func Open(path string, opts Options) (*Log, error) {
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			l.tailN++
 		}
-		return nil
+		return l.loadChain(tx)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -166,7 +167,7 @@ func openReadOnly(path string, opts Options) (*Log, error) {
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
 			copy(l.last[:], k)
 		}
-		return nil
+		return l.loadChain(tx)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -266,6 +267,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	last := l.last
+	head := l.head
 	tailN := l.tailN
 	for i := range evs {
 		if evs[i].Port > 0 {
@@ -295,10 +297,12 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 			if err != nil {
 				return err
 			}
-			v := append([]byte(nil), buf...)
+			var v []byte
+			v, head = chainEvent(head, id, buf)
 			if err := events.Put(id[:], v); err != nil {
 				return err
 			}
+			v = v[:len(v)-trailerLen] // the index's copy carries no link
 			switch {
 			case evs[i].Port == 0:
 			case merge:
@@ -321,13 +325,16 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 		if err := meta.Put(keyCount, binary.BigEndian.AppendUint64(nil, count)); err != nil {
 			return err
 		}
+		if err := meta.Put(keyChainHead, head.bytes()); err != nil {
+			return err
+		}
 		if snap != nil {
 			data, err := snap(count, evs)
 			if err != nil {
 				return fmt.Errorf("snapshot: %w", err)
 			}
 			if data != nil {
-				if err := tx.Bucket(bucketSnapshots).Put(last[:], data); err != nil {
+				if err := tx.Bucket(bucketSnapshots).Put(last[:], snapshotValue(head, data)); err != nil {
 					return err
 				}
 			}
@@ -341,6 +348,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 		return evs, fmt.Errorf("append: %w", err)
 	}
 	l.last = last
+	l.head = head
 	l.tailN = tailN
 	if merge {
 		l.tailN = 0
@@ -612,6 +620,7 @@ func (l *Log) Snapshot(at ulid.ULID) (id ulid.ULID, data []byte, ok bool, err er
 		if k == nil {
 			return nil
 		}
+		v, _, _ = splitSnapshot(v)
 		id, data, ok = ulid.ULID(k), append([]byte(nil), v...), true
 		return nil
 	})
