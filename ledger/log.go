@@ -113,11 +113,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if err := checkFile(path, opts.Timeout); err != nil {
 		return nil, openError(path, opts.Timeout, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.Timeout,
-		NoSync:       opts.NoSync,
-		FreelistType: bolt.FreelistMapType,
-	})
+	db, err := openLocked(path, opts)
 	if err != nil {
 		return nil, openError(path, opts.Timeout, err)
 	}
@@ -142,6 +138,42 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("open log %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// openLocked opens the bbolt file at path for writing, and makes sure the
+// file it locked is still the one at path: `ledger compact` puts a new file
+// in place while it holds the lock of the old one, and a process that waited
+// for that lock must not write into the old file, which nobody will read.
+func openLocked(path string, opts Options) (*bolt.DB, error) {
+	deadline := time.Now().Add(opts.Timeout)
+	for {
+		var f *os.File
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      max(time.Until(deadline), time.Millisecond),
+			NoSync:       opts.NoSync,
+			FreelistType: bolt.FreelistMapType,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				var err error
+				f, err = os.OpenFile(name, flag, perm)
+				return f, err
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		locked, err1 := f.Stat()
+		named, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(locked, named) {
+			return db, nil
+		}
+		_ = db.Close()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, bolt.ErrTimeout
+		}
+	}
 }
 
 // openReadOnly opens an existing ledger for reading only. checkFile's

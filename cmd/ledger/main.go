@@ -91,6 +91,7 @@ func subcommands() []subcommand {
 		{"usage", "show how each service used its ports over a window", runUsage},
 		{"import", "import the original port manager's registry and logs", runImport},
 		{"replay", "rebuild port_registry.json and the JSONL logs from the event log", runReplay},
+		{"compact", "give back the disk space the ledger file keeps (offline)", runCompact},
 		{"check", "run one watchdog sweep now", runCheck},
 		{"run", "run a command on a port of its own: allocate, start, watch, release", runRun},
 		{"events", "print events after a position, and follow new ones", runEvents},
