@@ -16,6 +16,14 @@ import (
 // the lowest free port of the range. A port is free when no allocation holds
 // it, no foreign listener was recorded on it, and the OS lets us bind it.
 func (l *Ledger) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledger.Allocation, error) {
+	a, err := l.allocate(ctx, req)
+	if err != nil {
+		l.cfg.Observer.AllocateRefused(ledger.ErrorCode(err))
+	}
+	return a, err
+}
+
+func (l *Ledger) allocate(ctx context.Context, req ledger.AllocateRequest) (ledger.Allocation, error) {
 	if err := validateAllocate(req); err != nil {
 		return ledger.Allocation{}, err
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	Process       func(pid int) (ProcessInfo, error) // default LookupProcess
 	SnapshotEvery uint64                             // default DefaultSnapshotEvery
 	MaxBatch      int                                // commands per transaction, default DefaultMaxBatch
+	Observer      Observer                           // told of every commit and refused allocation; default none
 }
 
 // Ledger is the command side on one open log. All writes of a process go
@@ -77,6 +78,9 @@ func New(cfg Config) (*Ledger, error) {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	l := &Ledger{
 		cfg:   cfg,

@@ -126,6 +126,7 @@ func (l *Ledger) gather(batch []*request, expected int, wait time.Duration, time
 }
 
 func (l *Ledger) commit(batch []*request) {
+	start := time.Now()
 	now := l.cfg.Now()
 	l.mu.RLock()
 	draft := l.reg.Clone()
@@ -186,6 +187,7 @@ func (l *Ledger) commit(batch []*request) {
 	}
 	l.mu.Unlock()
 
+	l.cfg.Observer.Committed(events, len(batch), time.Since(start))
 	if len(events) > 0 {
 		l.pubq <- events // the publisher fans out; the callers need not wait for it
 	}

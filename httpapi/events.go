@@ -35,7 +35,7 @@ const (
 // slowly that its subscription is dropped, or history cannot be read, an
 // "error" message with the JSON error body ends the stream; the client can
 // reconnect with the last ID it saw.
-func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heartbeat time.Duration, log *slog.Logger) http.HandlerFunc {
+func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heartbeat time.Duration, metrics *Metrics, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		if src == nil {
 			return ledger.Errorf(EUNAVAILABLE, "no event stream in this daemon")
@@ -56,6 +56,7 @@ func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heart
 
 		sub := src.Subscribe(streamBuffer)
 		defer sub.Close()
+		defer metrics.streamOpened()()
 
 		rc := http.NewResponseController(w)
 		// The stream outlives the server's read and write timeouts; an

@@ -15,11 +15,17 @@ import (
 func routes(cfg Config) http.Handler {
 	svc, log := cfg.Service, cfg.Logger
 	r := chi.NewRouter()
+	if cfg.Metrics != nil {
+		r.Use(cfg.Metrics.instrument)
+	}
 	r.Use(recoverer(log))
 	r.NotFound(handleNotFound(log))
 	r.MethodNotAllowed(handleMethodNotAllowed(log))
 
 	r.Get("/healthz", handleHealthz(log))
+	if cfg.Metrics != nil {
+		r.With(requireToken(cfg.Token, log)).Get("/metrics", cfg.Metrics.handler().ServeHTTP)
+	}
 
 	r.Route("/api", func(r chi.Router) {
 		r.Use(requireToken(cfg.Token, log))
@@ -34,7 +40,7 @@ func routes(cfg Config) http.Handler {
 			r.Post("/health-check", handleHealthCheck(cfg.Watchdog, log))
 			r.Get("/watchdog/status", handleWatchdogStatus(cfg.Watchdog, log))
 			r.Get("/history", handleHistory(svc, cfg.Now, log))
-			r.Get("/events", handleEvents(svc, cfg.Events, newFrameCache(), cfg.Heartbeat, log))
+			r.Get("/events", handleEvents(svc, cfg.Events, newFrameCache(), cfg.Heartbeat, cfg.Metrics, log))
 			r.Get("/who/{port}", handleWho(svc, cfg.Now, log))
 			r.Get("/usage", handleUsage(svc, cfg.Now, log))
 			r.Post("/import", handleImport(svc, log))

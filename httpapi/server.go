@@ -53,6 +53,10 @@ type Config struct {
 	// Heartbeat is the event stream's keep-alive interval (default
 	// DefaultHeartbeat).
 	Heartbeat time.Duration
+	// Metrics, when set, instruments every request and is served at
+	// GET /metrics under the same access rule as /api. Its registry and
+	// watchdog gauges read this Config's Service and Watchdog.
+	Metrics *Metrics
 }
 
 // NewServer returns the handler of the whole API; routes.go lists it.
@@ -68,6 +72,9 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.state.Store(&stateSource{svc: cfg.Service, wd: cfg.Watchdog})
 	}
 	return routes(cfg)
 }

@@ -112,6 +112,9 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 	w.lastAt = now
 	w.lastDur = dur
 	w.mu.Unlock()
+	if w.opts.OnSweep != nil {
+		w.opts.OnSweep(dur)
+	}
 	return res, errors.Join(errs...)
 }
 

@@ -51,6 +51,9 @@ type Options struct {
 	// Logger receives transitions and submission errors; nothing is logged
 	// when nil.
 	Logger *slog.Logger
+	// OnSweep, when set, is called after every completed sweep with its
+	// duration (for the daemon's metrics). It must be quick.
+	OnSweep func(took time.Duration)
 }
 
 // withDefaults returns o with every zero field set to its default.

@@ -162,7 +162,8 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 			d.closeAll()
 		}
 	}()
-	if d.svc, err = commands.New(commands.Config{Log: log}); err != nil {
+	metrics := httpapi.NewMetrics(httpapi.MetricsConfig{Version: Version, LogSize: log.Size})
+	if d.svc, err = commands.New(commands.Config{Log: log, Observer: metrics}); err != nil {
 		return nil, err
 	}
 	if rng != (ledger.Range{}) {
@@ -177,9 +178,11 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 		return nil, fmt.Errorf("projections: %w", err)
 	}
 	wopts.Logger = logger
+	wopts.OnSweep = metrics.Sweep
 	d.wd = watchdog.New(d.svc, wopts)
 	handler := httpapi.NewServer(httpapi.Config{
 		Service: importer{d.svc, d}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
+		Metrics: metrics,
 	})
 
 	if n := len(layout.Socket()); n > maxSocketPath {

@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// metricLine returns the text line of /metrics that starts with prefix, or "".
+func metricLine(t *testing.T, e *testEnv, prefix string) string {
+	t.Helper()
+	_, body := e.raw(t, http.MethodGet, "/metrics", "", "")
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestMetricsLabelRoutesByPatternNotPath: a request for a port is counted
+// under the route's pattern, so ports never become label values; a method
+// the server does not know is counted as "other".
+func TestMetricsLabelRoutesByPatternNotPath(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *Config) { c.Metrics = NewMetrics(MetricsConfig{Version: "test"}) })
+	a := e.allocate(t, "api")
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		want   string
+	}{
+		{"a port's allocation", http.MethodGet, "/api/ports/allocations/" + strconv.Itoa(a.Port),
+			`portledger_http_requests_total{code="2xx",method="GET",route="/api/ports/allocations/{port}"} 1`},
+		{"a free port", http.MethodGet, "/api/ports/allocations/42099",
+			`portledger_http_requests_total{code="4xx",method="GET",route="/api/ports/allocations/{port}"} 1`},
+		{"an odd method", "BREW", "/api/ports/status",
+			`portledger_http_requests_total{code="4xx",method="other",route="unmatched"} 1`},
+		{"an unknown path", http.MethodGet, "/no/such/46123",
+			`portledger_http_requests_total{code="4xx",method="GET",route="unmatched"} 1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			e.raw(t, tt.method, tt.path, "", "")
+			prefix, _, _ := strings.Cut(tt.want, "} ")
+			is.Equal(metricLine(t, e, prefix+"}"), tt.want) // counted by pattern
+		})
+	}
+	_, body := e.raw(t, http.MethodGet, "/metrics", "", "")
+	is.True(!strings.Contains(string(body), strconv.Itoa(a.Port))) // no port number anywhere
+}
+
+// TestMetricsCountOpenEventStreams opens an event stream and sees
+// portledger_sse_subscribers go to 1, then back to 0 when it closes.
+func TestMetricsCountOpenEventStreams(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *Config) { c.Metrics = NewMetrics(MetricsConfig{Version: "test"}) })
+	is.Equal(metricLine(t, e, "portledger_sse_subscribers "), "portledger_sse_subscribers 0") // none yet
+	resp, err := http.Get(e.srv.URL + "/api/ports/events")
+	is.NoErr(err)                                                                             // open the stream
+	is.Equal(metricLine(t, e, "portledger_sse_subscribers "), "portledger_sse_subscribers 1") // one open
+	resp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for metricLine(t, e, "portledger_sse_subscribers ") != "portledger_sse_subscribers 0" {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed stream is still counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

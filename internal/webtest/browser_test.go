@@ -1,0 +1,4 @@
+package webtest
+
+// closeBrowser stops the package's browser, if one was started.
+func closeBrowser() {}
