@@ -88,7 +88,7 @@ func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest) int {
 		}
 		return 0
 	}
-	if p, ok := reg.LastPort[req.ServiceName]; ok && usable(p) {
+	if p, ok := reg.LastPortOf(req.ServiceName); ok && usable(p) {
 		return p
 	}
 	for p := reg.Range.Lo; p <= reg.Range.Hi; p++ {
@@ -121,7 +121,7 @@ func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest
 		}
 		return p, nil
 	}
-	if p, ok := reg.LastPort[req.ServiceName]; ok && reg.Range.Contains(p) && reg.Allocs[p] == nil {
+	if p, ok := reg.LastPortOf(req.ServiceName); ok && reg.Range.Contains(p) && reg.Allocs[p] == nil {
 		if _, squat := reg.Conflicts[p]; !squat && portFree(p) == nil {
 			return p, nil
 		}

@@ -128,8 +128,10 @@ func (l *Ledger) gather(batch []*request, expected int, wait time.Duration, time
 func (l *Ledger) commit(batch []*request) {
 	start := time.Now()
 	now := l.cfg.Now()
+	// The draft reads the services' last ports through to l.reg, which
+	// changes only on this goroutine, below, after the draft is done with.
 	l.mu.RLock()
-	draft := l.reg.Clone()
+	draft := l.reg.Draft()
 	l.mu.RUnlock()
 
 	results := make([]result, len(batch))

@@ -24,6 +24,10 @@ type Registry struct {
 	Conflicts map[int]ledger.Conflict
 	Last      ulid.ULID // the last event folded
 	Count     uint64    // how many events were folded
+
+	// lastBase, in a draft, is the LastPort of the registry the draft was
+	// made from: the draft's own LastPort holds only what changed since.
+	lastBase map[string]int
 }
 
 // NewRegistry returns the state of an empty log: no allocations, the default
@@ -99,7 +103,7 @@ func (r *Registry) Clone() *Registry {
 	c := &Registry{
 		Range:     r.Range,
 		Allocs:    make(map[int]*ledger.Allocation, len(r.Allocs)),
-		LastPort:  make(map[string]int, len(r.LastPort)),
+		LastPort:  make(map[string]int, len(r.LastPort)+len(r.lastBase)),
 		Conflicts: make(map[int]ledger.Conflict, len(r.Conflicts)),
 		Last:      r.Last,
 		Count:     r.Count,
@@ -112,6 +116,9 @@ func (r *Registry) Clone() *Registry {
 		}
 		c.Allocs[p] = &cp
 	}
+	for s, p := range r.lastBase {
+		c.LastPort[s] = p
+	}
 	for s, p := range r.LastPort {
 		c.LastPort[s] = p
 	}
@@ -119,6 +126,49 @@ func (r *Registry) Clone() *Registry {
 		c.Conflicts[p] = x
 	}
 	return c
+}
+
+// Draft returns a copy for a writer to decide a group of commands on and
+// throw away. Unlike Clone, it does not copy the last port of every service
+// ever seen (a CI host that names services after its runs has millions): the
+// draft reads those through to r, which must not change while the draft is
+// in use, and keeps only its own changes. Use LastPortOf on a draft.
+func (r *Registry) Draft() *Registry {
+	base := r.LastPort
+	if r.lastBase != nil {
+		return r.Clone() // a draft of a draft: rare, so copy it whole
+	}
+	c := &Registry{
+		Range:     r.Range,
+		Allocs:    make(map[int]*ledger.Allocation, len(r.Allocs)),
+		LastPort:  make(map[string]int),
+		Conflicts: make(map[int]ledger.Conflict, len(r.Conflicts)),
+		Last:      r.Last,
+		Count:     r.Count,
+		lastBase:  base,
+	}
+	for p, a := range r.Allocs {
+		cp := *a
+		if a.PIDStartedAt != nil {
+			m := *a.PIDStartedAt
+			cp.PIDStartedAt = &m
+		}
+		c.Allocs[p] = &cp
+	}
+	for p, x := range r.Conflicts {
+		c.Conflicts[p] = x
+	}
+	return c
+}
+
+// LastPortOf returns the port the service held last, in a registry or a
+// draft.
+func (r *Registry) LastPortOf(service string) (int, bool) {
+	if p, ok := r.LastPort[service]; ok {
+		return p, true
+	}
+	p, ok := r.lastBase[service]
+	return p, ok
 }
 
 // Allocations returns copies of the live allocations, by port.
