@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"syscall"
 )
 
@@ -19,11 +20,43 @@ const (
 	tcpStateListen   = 10 // TCP_LISTEN
 	diagReqLen       = 56 // sizeof(struct inet_diag_req_v2)
 	diagMsgLen       = 72 // sizeof(struct inet_diag_msg)
+	allStates        = 0xffffffff
 )
+
+// diagSocket is one socket as sock_diag describes it.
+type diagSocket struct {
+	family uint8 // AF_INET or AF_INET6
+	state  uint8
+	port   int
+	addr   netip.Addr // the local address
+	uid    uint32
+	inode  uint64
+}
 
 // diagListeners lists the listening TCP sockets of both address families
 // through sock_diag and adds them to out.
 func diagListeners(out listing) error {
+	return diagDump(syscall.IPPROTO_TCP, 1<<tcpStateListen, func(s diagSocket) {
+		if s.state == tcpStateListen {
+			out[s.port] = append(out[s.port], listener{Inode: s.inode})
+		}
+	})
+}
+
+// diagUDPPorts adds the local port of every UDP socket of both address
+// families to out: a UDP service serves once its socket is bound.
+func diagUDPPorts(out map[int]bool) error {
+	return diagDump(syscall.IPPROTO_UDP, allStates, func(s diagSocket) {
+		if s.port != 0 {
+			out[s.port] = true
+		}
+	})
+}
+
+// diagDump sends one dump request per address family for the sockets of
+// protocol in the given states (a bit mask of 1<<state) and calls fn for
+// each socket the kernel reports.
+func diagDump(protocol uint8, states uint32, fn func(diagSocket)) error {
 	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, netlinkSockDiag)
 	if err != nil {
 		return fmt.Errorf("sock_diag: %w", err)
@@ -37,16 +70,16 @@ func diagListeners(out listing) error {
 	}
 	buf := make([]byte, 64<<10)
 	for seq, family := range []uint8{syscall.AF_INET, syscall.AF_INET6} {
-		if err := diagQuery(fd, uint32(seq+1), family, buf, out); err != nil {
+		if err := diagQuery(fd, uint32(seq+1), family, protocol, states, buf, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// diagQuery sends one LISTEN-only dump request for family and reads the
+// diagQuery sends one dump request for family and protocol and reads the
 // answer up to NLMSG_DONE.
-func diagQuery(fd int, seq uint32, family uint8, buf []byte, out listing) error {
+func diagQuery(fd int, seq uint32, family, protocol uint8, states uint32, buf []byte, fn func(diagSocket)) error {
 	req := make([]byte, syscall.NLMSG_HDRLEN+diagReqLen)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
@@ -55,8 +88,8 @@ func diagQuery(fd int, seq uint32, family uint8, buf []byte, out listing) error 
 	ne.PutUint32(req[8:], seq)
 	body := req[syscall.NLMSG_HDRLEN:]
 	body[0] = family
-	body[1] = syscall.IPPROTO_TCP
-	ne.PutUint32(body[4:], 1<<tcpStateListen)
+	body[1] = protocol
+	ne.PutUint32(body[4:], states)
 	if err := syscall.Sendto(fd, req, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sock_diag: send: %w", err)
 	}
@@ -87,12 +120,20 @@ func diagQuery(fd int, seq uint32, family uint8, buf []byte, out listing) error 
 				if len(m.Data) < diagMsgLen {
 					return errors.New("sock_diag: short message")
 				}
-				if m.Data[1] != tcpStateListen {
-					continue
+				d := m.Data
+				s := diagSocket{
+					family: d[0],
+					state:  d[1],
+					port:   int(binary.BigEndian.Uint16(d[4:])),
+					uid:    ne.Uint32(d[64:]),
+					inode:  uint64(ne.Uint32(d[68:])),
 				}
-				port := int(binary.BigEndian.Uint16(m.Data[4:]))
-				inode := uint64(ne.Uint32(m.Data[68:]))
-				out[port] = append(out[port], listener{Inode: inode})
+				if s.family == syscall.AF_INET {
+					s.addr = netip.AddrFrom4([4]byte(d[8:12]))
+				} else {
+					s.addr = netip.AddrFrom16([16]byte(d[8:24]))
+				}
+				fn(s)
 			}
 		}
 	}

@@ -43,7 +43,13 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 		w.opts.Logger.Warn("watchdog: cannot list listening sockets; connecting to each port instead", "err", lerr)
 		socks = nil
 	}
-	probes := w.probeAll(ctx, allocs, socks)
+	// A UDP service serves once its socket is bound: a port with a UDP
+	// socket counts as listening. Without the UDP list only TCP counts.
+	udp, uerr := listUDP(ctx)
+	if uerr != nil {
+		w.opts.Logger.Warn("watchdog: cannot list UDP sockets; only TCP listeners count", "err", uerr)
+	}
+	probes := w.probeAll(ctx, allocs, socks, udp)
 
 	res := ledger.SweepResult{At: now, Ports: make([]ledger.PortCheck, len(allocs)), Conflicts: []ledger.Conflict{}}
 	decisions := make([]decision, len(allocs))
@@ -129,7 +135,7 @@ func current(a ledger.Allocation) ledger.Health {
 // probeAll probes every allocation: processes and the listing inline (they
 // are cheap and shared), endpoint fetches (and, when the listing failed,
 // connection attempts) by a bounded pool of workers.
-func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, socks listing) []probe {
+func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, socks listing, udp map[int]bool) []probe {
 	out := make([]probe, len(allocs))
 	procs := make(processCache)
 	var slow []int
@@ -142,6 +148,9 @@ func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, soc
 		if socks != nil {
 			p.Listening = len(socks[a.Port]) > 0
 		}
+		if udp[a.Port] {
+			p.Listening = true
+		}
 		if socks == nil || wantsFetch(a, *p) {
 			slow = append(slow, i)
 		}
@@ -150,7 +159,7 @@ func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, soc
 		i := slow[j]
 		a, p := allocs[i], &out[i]
 		if socks == nil {
-			p.Listening = dialListening(ctx, a.Port, w.opts.HTTPTimeout)
+			p.Listening = p.Listening || dialListening(ctx, a.Port, w.opts.HTTPTimeout)
 		}
 		if wantsFetch(a, *p) {
 			p.Endpoint, p.EndpointOK = w.http.check(ctx, a.HealthURL)
