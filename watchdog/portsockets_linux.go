@@ -8,7 +8,7 @@ import (
 )
 
 // portSockets asks sock_diag for the TCP listeners and UDP sockets on port
-// and searches /proc for their owners; where sock_diag is not allowed it
+// and searches /proc for their owners, newest processes first; where sock_diag is not allowed it
 // falls back to gopsutil.
 func portSockets(ctx context.Context, port int) ([]Socket, error) {
 	var out []Socket
@@ -37,7 +37,7 @@ func portSockets(ctx context.Context, port int) ([]Socket, error) {
 	for _, s := range out {
 		want[s.Inode] = true
 	}
-	owners := socketOwners(ctx, want)
+	owners := searchOwners(ctx, want, true)
 	for i := range out {
 		out[i].PID = owners[out[i].Inode]
 	}

@@ -112,6 +112,14 @@ func parseProcNetTCP(b []byte, out listing) error {
 // shared by several processes (inherited across fork) goes to the lowest
 // PID. Processes whose files we may not read are skipped.
 func socketOwners(ctx context.Context, want map[uint64]bool) map[uint64]int {
+	return searchOwners(ctx, want, false)
+}
+
+// searchOwners is socketOwners in either order of PIDs: newestFirst finds
+// the sockets of a service started lately after reading only the files of
+// the processes started after it (on Linux PIDs grow until they wrap), and
+// gives a socket shared across fork to the highest PID, the child.
+func searchOwners(ctx context.Context, want map[uint64]bool, newestFirst bool) map[uint64]int {
 	found := make(map[uint64]int, len(want))
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
@@ -124,17 +132,25 @@ func socketOwners(ctx context.Context, want map[uint64]bool) map[uint64]int {
 		}
 	}
 	slices.Sort(pids)
+	if newestFirst {
+		slices.Reverse(pids)
+	}
 	for _, pid := range pids {
 		if ctx.Err() != nil || len(found) == len(want) {
 			break
 		}
 		dir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
-		fds, err := os.ReadDir(dir)
+		f, err := os.Open(dir)
+		if err != nil {
+			continue
+		}
+		fds, err := f.Readdirnames(-1) // unsorted: cheaper than ReadDir
+		f.Close()
 		if err != nil {
 			continue
 		}
 		for _, fd := range fds {
-			link, err := os.Readlink(dir + "/" + fd.Name())
+			link, err := os.Readlink(dir + "/" + fd)
 			if err != nil || !strings.HasPrefix(link, "socket:[") {
 				continue
 			}
@@ -144,6 +160,9 @@ func socketOwners(ctx context.Context, want map[uint64]bool) map[uint64]int {
 			}
 			if _, ok := found[inode]; !ok {
 				found[inode] = pid
+			}
+			if len(found) == len(want) {
+				break
 			}
 		}
 	}

@@ -1,0 +1,36 @@
+// Command listenchild is the foreign service of the `ledger why` tests: it
+// opens one socket (a TCP listener or a bound UDP socket) on -net and
+// -addr, writes "ready" to -ready, and waits to be killed.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+)
+
+func main() {
+	network := flag.String("net", "tcp4", "tcp4, tcp6, udp4 or udp6")
+	addr := flag.String("addr", "127.0.0.1:0", "the address to bind")
+	ready := flag.String("ready", "", "write \"ready\" here once bound")
+	flag.Parse()
+	var err error
+	if strings.HasPrefix(*network, "udp") {
+		_, err = net.ListenPacket(*network, *addr)
+	} else {
+		_, err = net.Listen(*network, *addr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *ready != "" {
+		if err := os.WriteFile(*ready, []byte("ready"), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	select {}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+	"github.com/portledger/portledger/internal/testbin"
+)
+
+// whyRange is the managed range of the `ledger why` tests.
+const whyRange = "45700-45729"
+
+// whyCmd returns the real binary set up for a data directory and whyRange.
+func whyCmd(t *testing.T, data string, args ...string) *exec.Cmd {
+	t.Helper()
+	return bins.Command(t, data, whyRange, args...)
+}
+
+// startListener starts testdata/listenchild with one socket on network and
+// addr, waits until it is bound, and kills it when the test ends. A tcp6 or
+// udp6 socket on a machine without IPv6 skips the test.
+func startListener(t *testing.T, network, addr string) *exec.Cmd {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bins.Program(t, "./cmd/ledger/testdata/listenchild"), "-net", network, "-addr", addr, "-ready", ready)
+	var errb testbin.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	testbin.WaitFor(t, "listener bound", func() bool {
+		select {
+		case <-exited:
+			if strings.HasSuffix(network, "6") {
+				t.Skipf("no IPv6 here: %s", errb.String())
+			}
+			t.Fatalf("listener exited: %s", errb.String())
+		default:
+		}
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+	return cmd
+}
+
+// why runs `ledger why PORT --json` and decodes its answer.
+func why(t *testing.T, data string, port int) whyAnswer {
+	t.Helper()
+	out, errOut, code := testbin.Run(t, whyCmd(t, data, "why", strconv.Itoa(port), "--json"))
+	if code != 0 {
+		t.Fatalf("ledger why %d: exit %d: %s", port, code, errOut)
+	}
+	var ans whyAnswer
+	if err := json.Unmarshal([]byte(out), &ans); err != nil {
+		t.Fatalf("ledger why --json: %v\n%s", err, out)
+	}
+	return ans
+}
+
+func TestWhyNamesTheListener(t *testing.T) {
+	cases := []struct {
+		name, network, host, proto string
+		family                     int
+	}{
+		{"tcp on IPv4 only", "tcp4", "127.0.0.1", "tcp", 4},
+		{"tcp on IPv6 only", "tcp6", "::1", "tcp", 6},
+		{"udp", "udp4", "127.0.0.1", "udp", 4},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			data := t.TempDir()
+			port := 45700 + i
+			child := startListener(t, c.network, net.JoinHostPort(c.host, strconv.Itoa(port)))
+			ans := why(t, data, port)
+			is.Equal(len(ans.Sockets), 1)                   // the child's socket
+			is.Equal(ans.Sockets[0].Proto, c.proto)         // its protocol
+			is.Equal(ans.Sockets[0].Family, c.family)       // its family
+			is.Equal(ans.Sockets[0].Addr, c.host)           // its address
+			is.Equal(ans.Sockets[0].PID, child.Process.Pid) // its owner
+			is.Equal(len(ans.Processes), 1)                 // one process described
+			p := ans.Processes[0]
+			is.True(strings.Contains(p.Cmdline, "listenchild")) // its command
+			is.True(p.User != "")                               // its user
+			wd, _ := os.Getwd()
+			is.Equal(p.Cwd, wd)              // its working directory: the test's
+			is.True(p.StartedAt != nil)      // its start time
+			is.Equal(ans.Verdict, "foreign") // the ledger did not hand it out
+			is.True(ans.Managed)             // inside the range
+			is.True(strings.HasPrefix(ans.Explanation, "not allocated by the ledger: a foreign listener"))
+
+			// The human form says the same.
+			out, _, code := testbin.Run(t, whyCmd(t, data, "why", strconv.Itoa(port)))
+			is.Equal(code, 0)
+			is.True(strings.Contains(out, fmt.Sprintf("pid %d", child.Process.Pid))) // names the pid
+			is.True(strings.Contains(out, "a foreign listener"))                     // and the verdict
+		})
+	}
+}
+
+func TestWhyFreePort(t *testing.T) {
+	is := is.New(t)
+	ans := why(t, t.TempDir(), 45710)
+	is.Equal(len(ans.Sockets), 0) // nothing listens
+	is.True(ans.Holder == nil)    // nobody holds it
+	is.Equal(ans.Verdict, "free") // so it is free
+	is.True(strings.HasPrefix(ans.Explanation, "free"))
+}
+
+func TestWhyTheLedgerAndItsDisagreements(t *testing.T) {
+	data := t.TempDir()
+	run := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, errOut, code := testbin.Run(t, whyCmd(t, data, args...))
+		if code != 0 {
+			t.Fatalf("ledger %v: exit %d: %s", args, code, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	t.Run("held and listening: agree, with the history", func(t *testing.T) {
+		is := is.New(t)
+		// An earlier holder that let go, then the present one.
+		run(t, "allocate", "--service", "grace_backend", "--port", "45715")
+		run(t, "release", "45715", "--reason", "process 3121 exited")
+		run(t, "allocate", "--service", "learning", "--port", "45715")
+		child := startListener(t, "tcp4", "127.0.0.1:45715")
+		run(t, "register-pid", "45715", strconv.Itoa(child.Process.Pid))
+		ans := why(t, data, 45715)
+		is.True(ans.Holder != nil)                   // held
+		is.Equal(ans.Holder.ServiceName, "learning") // by learning
+		is.Equal(ans.Holder.PID, child.Process.Pid)  // with the listener's pid
+		is.Equal(ans.Verdict, "agree")               // the views agree
+		is.Equal(len(ans.Before), 1)                 // one earlier holder
+		is.Equal(ans.Before[0].Allocation.ServiceName, "grace_backend")
+		is.Equal(ans.Before[0].Release.Reason, "process 3121 exited") // and why it let go
+		out := run(t, "why", "45715")
+		is.True(strings.Contains(out, "held by learning"))      // the human form names the holder
+		is.True(strings.Contains(out, `"process 3121 exited"`)) // and the earlier release
+	})
+	t.Run("allocated to one pid, another listens", func(t *testing.T) {
+		is := is.New(t)
+		holder := startListener(t, "tcp4", "127.0.0.1:0") // alive, on another port
+		run(t, "allocate", "--service", "api", "--port", "45716", "--pid", strconv.Itoa(holder.Process.Pid))
+		other := startListener(t, "tcp4", "127.0.0.1:45716")
+		ans := why(t, data, 45716)
+		is.Equal(ans.Verdict, "other_pid") // the disagreement is named
+		want := fmt.Sprintf("allocated to pid %d (api) but pid %d", holder.Process.Pid, other.Process.Pid)
+		is.True(strings.HasPrefix(ans.Explanation, want))     // which pid holds, which listens
+		is.True(strings.Contains(ans.Advice, "register-pid")) // and what to do
+	})
+	t.Run("allocated but nothing listens", func(t *testing.T) {
+		is := is.New(t)
+		run(t, "allocate", "--service", "worker", "--port", "45717")
+		ans := why(t, data, 45717)
+		is.Equal(ans.Verdict, "not_listening")                                                 // the disagreement is named
+		is.True(strings.HasPrefix(ans.Explanation, "allocated to worker but nothing listens")) // in words
+		is.True(strings.Contains(ans.Advice, "ledger release 45717"))                          // and what to do
+	})
+}
+
+func TestWhyBadInput(t *testing.T) {
+	for _, c := range []struct{ name, arg string }{
+		{"zero", "0"}, {"not a number", "abc"}, {"too big", "65536"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			out, errOut, code := testbin.Run(t, whyCmd(t, t.TempDir(), "why", c.arg))
+			is.Equal(code, 2)                                   // a usage error
+			is.Equal(out, "")                                   // prints nothing on stdout
+			is.True(strings.HasPrefix(errOut, "ledger: port ")) // and says what is wrong
+		})
+	}
+}
+
+// TestWhyDocker asks about a port that docker publishes, where a docker
+// daemon answers; docker is optional, so elsewhere the test is skipped.
+func TestWhyDocker(t *testing.T) {
+	if _, err := dockerContainers(t.Context(), dockerSocket(os.Getenv)); err != nil {
+		t.Skipf("no docker daemon answers here (%v): docker awareness not tested", err)
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("docker answers but the docker command is missing")
+	}
+	is := is.New(t)
+	name := fmt.Sprintf("ledger-why-%d", os.Getpid())
+	out, err := exec.Command(docker, "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1:45720:80", "busybox", "httpd", "-f", "-p", "80").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot start a container: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(docker, "rm", "-f", name).Run() })
+	ans := why(t, t.TempDir(), 45720)
+	if ans.Container == nil {
+		t.Skip("docker publishes the port without a docker-proxy (userland proxy off)")
+	}
+	is.True(ans.Container.DockerAnswered) // docker answered
+	is.Equal(ans.Container.Name, name)    // and named the container
+}
