@@ -41,19 +41,20 @@ func (l *Ledger) allocate(ctx context.Context, req ledger.AllocateRequest) (ledg
 		}
 		payload.PID, payload.PIDStarted = info.PID, info.StartedAt
 	}
+	sub, _ := within(req) // validated above
 	// Ask the OS about the port the writer will most likely choose here,
 	// on the caller's goroutine, so that the single writer does not spend
 	// its time in bind calls. The writer trusts this answer only for that
 	// port; any other choice it probes itself.
 	l.mu.RLock()
-	cand := firstCandidate(l.reg, req)
+	cand := firstCandidate(l.reg, req, sub)
 	l.mu.RUnlock()
 	probed := 0
-	if cand != 0 && l.cfg.PortFree(cand) == nil {
+	if cand != 0 && l.portFree(cand, req.Proto) == nil {
 		probed = cand
 	}
 	res, err := l.submit(ctx, &request{decide: func(draft *projection.Registry, now time.Time) ([]ledger.Event, error) {
-		port, err := l.choosePort(draft, req, probed)
+		port, err := l.choosePort(draft, req, sub, probed)
 		if err != nil {
 			return nil, err
 		}
@@ -76,11 +77,16 @@ func (l *Ledger) allocate(ctx context.Context, req ledger.AllocateRequest) (ledg
 
 // firstCandidate returns the port choosePort tries first, judged by the
 // registry alone (0 when there is none): the preferred port, else the
-// service's last port, else the lowest port nobody holds.
-func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest) int {
+// service's last port, else the lowest port nobody holds. sub, when not
+// zero, is the part of the range the request chooses from.
+func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest, sub ledger.Range) int {
+	span := reg.Range
+	if sub != (ledger.Range{}) {
+		span = sub
+	}
 	usable := func(p int) bool {
 		_, squat := reg.Conflicts[p]
-		return reg.Range.Contains(p) && reg.Allocs[p] == nil && !squat
+		return reg.Range.Contains(p) && span.Contains(p) && reg.Allocs[p] == nil && !squat
 	}
 	if req.Port != 0 {
 		if usable(req.Port) {
@@ -91,7 +97,7 @@ func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest) int {
 	if p, ok := reg.LastPortOf(req.ServiceName); ok && usable(p) {
 		return p
 	}
-	for p := reg.Range.Lo; p <= reg.Range.Hi; p++ {
+	for p := span.Lo; p <= span.Hi; p++ {
 		if usable(p) {
 			return p
 		}
@@ -99,19 +105,43 @@ func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest) int {
 	return 0
 }
 
+// portFree asks the OS whether port is free on the protocols proto names.
+func (l *Ledger) portFree(port int, proto ledger.Proto) error {
+	if proto.TCP() {
+		if err := l.cfg.PortFree(port); err != nil {
+			return err
+		}
+	}
+	if proto.UDP() {
+		return l.cfg.UDPPortFree(port)
+	}
+	return nil
+}
+
 // choosePort runs on the writer goroutine. probed is a port the caller
 // found free on the OS just before submitting (0 for none); every other port
-// is probed here.
-func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest, probed int) (int, error) {
+// is probed here. sub, when not zero, is the part of the managed range the
+// request chooses from.
+func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest, sub ledger.Range, probed int) (int, error) {
 	portFree := func(p int) error {
 		if p == probed {
 			return nil
 		}
-		return l.cfg.PortFree(p)
+		return l.portFree(p, req.Proto)
+	}
+	span := reg.Range
+	if sub != (ledger.Range{}) {
+		if !reg.Range.Contains(sub.Lo) || !reg.Range.Contains(sub.Hi) {
+			return 0, ledger.Errorf(ledger.EINVALID, "within %s is not inside the managed range %s", sub, reg.Range)
+		}
+		span = sub
 	}
 	if p := req.Port; p != 0 {
 		if !reg.Range.Contains(p) {
 			return 0, ledger.Errorf(ledger.EINVALID, "port %d is outside the managed range %s", p, reg.Range)
+		}
+		if !span.Contains(p) {
+			return 0, ledger.Errorf(ledger.EINVALID, "port %d is outside %s, the part of the range asked for", p, span)
 		}
 		if a := reg.Allocs[p]; a != nil {
 			return 0, ledger.Errorf(ledger.ECONFLICT, "port %d is held by %s%s since %s", p, a.ServiceName, pidNote(a.PID), ledger.FormatTime(a.AllocatedAt))
@@ -121,13 +151,13 @@ func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest
 		}
 		return p, nil
 	}
-	if p, ok := reg.LastPortOf(req.ServiceName); ok && reg.Range.Contains(p) && reg.Allocs[p] == nil {
+	if p, ok := reg.LastPortOf(req.ServiceName); ok && span.Contains(p) && reg.Allocs[p] == nil {
 		if _, squat := reg.Conflicts[p]; !squat && portFree(p) == nil {
 			return p, nil
 		}
 	}
 	var busy []int
-	for p := reg.Range.Lo; p <= reg.Range.Hi; p++ {
+	for p := span.Lo; p <= span.Hi; p++ {
 		if reg.Allocs[p] != nil {
 			continue
 		}
@@ -141,16 +171,17 @@ func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest
 		}
 		return p, nil
 	}
-	return 0, exhausted(reg, busy)
+	return 0, exhausted(reg, span, busy)
 }
 
-// exhausted explains a full range: who holds what, and which ports other
-// processes occupy.
-func exhausted(reg *projection.Registry, busy []int) error {
+// exhausted explains a full range (span: the managed range or the part of
+// it a request chose from): who holds what, and which ports other processes
+// occupy.
+func exhausted(reg *projection.Registry, span ledger.Range, busy []int) error {
 	byService := map[string][]int{}
 	held := 0
 	for p, a := range reg.Allocs {
-		if reg.Range.Contains(p) {
+		if span.Contains(p) {
 			byService[a.ServiceName] = append(byService[a.ServiceName], p)
 			held++
 		}
@@ -167,7 +198,7 @@ func exhausted(reg *projection.Registry, busy []int) error {
 		parts = append(parts, fmt.Sprintf("%s: %s", s, portList(ports)))
 	}
 	msg := fmt.Sprintf("no free port in %s: all %d are taken; %d held by the ledger (%s)",
-		reg.Range, reg.Range.Size(), held, strings.Join(parts, "; "))
+		span, span.Size(), held, strings.Join(parts, "; "))
 	if len(busy) > 0 {
 		msg += fmt.Sprintf("; %d in use by other processes (%s)", len(busy), portList(busy))
 	}

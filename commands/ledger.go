@@ -28,6 +28,7 @@ type Config struct {
 	Log           *ledger.Log
 	Now           func() time.Time                   // default time.Now
 	PortFree      func(port int) error               // default ProbePort
+	UDPPortFree   func(port int) error               // default ProbeUDPPort; asked when a request wants UDP
 	Process       func(pid int) (ProcessInfo, error) // default LookupProcess
 	SnapshotEvery uint64                             // default DefaultSnapshotEvery
 	MaxBatch      int                                // commands per transaction, default DefaultMaxBatch
@@ -69,6 +70,9 @@ func New(cfg Config) (*Ledger, error) {
 	}
 	if cfg.PortFree == nil {
 		cfg.PortFree = ProbePort
+	}
+	if cfg.UDPPortFree == nil {
+		cfg.UDPPortFree = ProbeUDPPort
 	}
 	if cfg.Process == nil {
 		cfg.Process = LookupProcess

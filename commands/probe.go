@@ -57,6 +57,17 @@ func ProbePort(port int) error {
 	return nil
 }
 
+// ProbeUDPPort reports whether this machine lets us bind port on UDP: nil
+// when it is free. Like ProbePort it binds the wildcard address, dual-stack
+// where IPv6 exists, and closes the socket before it returns.
+func ProbeUDPPort(port int) error {
+	c, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return fmt.Errorf("port %d is in use on UDP on this machine", port)
+	}
+	return c.Close()
+}
+
 // listenProbe is probePort through the net package: a listener on the
 // wildcard address, closed at once.
 func listenProbe(port int) error {

@@ -109,7 +109,26 @@ func validateAllocate(req ledger.AllocateRequest) error {
 	if err := ValidateHealthURL(req.HealthURL); err != nil {
 		return err
 	}
+	if !req.Proto.Valid() {
+		return ledger.Errorf(ledger.EINVALID, "proto %q: want tcp, udp or both", req.Proto)
+	}
+	if _, err := within(req); err != nil {
+		return err
+	}
 	return validateHealthPath(req)
+}
+
+// within returns the part of the range a request chooses from: the zero
+// Range for the whole managed range.
+func within(req ledger.AllocateRequest) (ledger.Range, error) {
+	if req.Within == "" {
+		return ledger.Range{}, nil
+	}
+	r, err := ledger.ParseRange(req.Within)
+	if err != nil {
+		return ledger.Range{}, ledger.Errorf(ledger.EINVALID, "within: %s", ledger.ErrorMessage(err))
+	}
+	return r, nil
 }
 
 // validateHealthPath checks a health path: it starts with "/" and makes a

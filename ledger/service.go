@@ -72,6 +72,38 @@ type AllocateRequest struct {
 	// Lease is how long, in seconds, the port is kept without a PID or a
 	// listener before the watchdog frees it; 0 for the default.
 	Lease float64 `json:"lease_s,omitempty"`
+	// Proto says on which protocols the port must be free: "tcp" (the
+	// default when empty), "udp" or "both".
+	Proto Proto `json:"proto,omitempty"`
+	// Within, "LO-HI", narrows the choice to a part of the managed range
+	// (the portserver listener hands out ports from its own part). Empty
+	// for the whole range.
+	Within string `json:"within,omitempty"`
+}
+
+// Proto names the protocols on which an allocated port must be free.
+type Proto string
+
+// Protocols of an allocation.
+const (
+	ProtoTCP  Proto = "tcp"
+	ProtoUDP  Proto = "udp"
+	ProtoBoth Proto = "both"
+)
+
+// TCP reports whether the port must be free on TCP (the default).
+func (p Proto) TCP() bool { return p != ProtoUDP }
+
+// UDP reports whether the port must be free on UDP.
+func (p Proto) UDP() bool { return p == ProtoUDP || p == ProtoBoth }
+
+// Valid reports whether p is empty or one of the known protocols.
+func (p Proto) Valid() bool {
+	switch p {
+	case "", ProtoTCP, ProtoUDP, ProtoBoth:
+		return true
+	}
+	return false
 }
 
 // ReleaseRequest asks to free a port.
