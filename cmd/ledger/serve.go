@@ -18,6 +18,7 @@ import (
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/httpapi"
 	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/portserver"
 	"github.com/portledger/portledger/projection"
 	"github.com/portledger/portledger/watchdog"
 )
@@ -44,19 +45,27 @@ const shutdownDrain = 250 * time.Millisecond
 func runServe(ctx context.Context, e *env, args []string) error {
 	var c common
 	var wopts watchdog.Options
+	var ps portserverFlags
 	fs := newFlags(e, "serve", "serve [--addr 127.0.0.1:7999] [--range 8000-8100] [--interval 30s] [--data DIR]", `
 Run the daemon. It owns the ledger file, serves the REST API on the unix
 socket ledger.sock in the data directory (mode 0600) and on --addr, keeps
 port_registry.json and the daily JSONL logs up to date, and runs the watchdog,
 which checks every allocation every --interval and frees the ports of dead
 services. Other ledger commands go through it while it runs.
+With --portserver it also answers portpicker's portserver protocol
+(PORTSERVER_ADDRESS): each answer is an allocation held by the asking
+process, released by the watchdog when that process is gone.
 SIGINT or SIGTERM stop it cleanly. --addr '' serves the unix socket only.
 A non-loopback --addr needs --token.`, &c, false)
 	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
 	fs.DurationVar(&wopts.StartGrace, "start-grace", watchdog.DefaultStartGrace, "time a new allocation may take to start listening")
 	fs.IntVar(&wopts.Failures, "failures", watchdog.DefaultFailures, "failed checks in a row before a health change")
 	fs.DurationVar(&wopts.Lease, "lease", watchdog.DefaultLease, "how long a port is kept that never got a PID or a listener")
+	ps.register(e, fs)
 	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if err := ps.check(); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -88,6 +97,10 @@ A non-loopback --addr needs --token.`, &c, false)
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 	d, err := startDaemon(ctx, c.data, addr, c.token, rng, wopts, logger)
 	if err != nil {
+		return err
+	}
+	if err := d.startPortserver(ps); err != nil {
+		d.shutdown()
 		return err
 	}
 	if gone, err := announce(runtimeDir(e.getenv), announcement{
@@ -123,6 +136,7 @@ type daemon struct {
 	servers   []*http.Server
 	listeners []net.Listener
 	tcp       net.Listener
+	ps        *portserver.Server // nil without --portserver
 	logger    *slog.Logger
 	stopping  atomic.Bool // the listeners are closed on purpose
 
@@ -294,6 +308,7 @@ func (d *daemon) shutdown() error {
 	for _, ln := range d.listeners {
 		ln.Close() // the unix socket file goes with it
 	}
+	d.stopPortserver()
 	time.Sleep(shutdownDrain)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
