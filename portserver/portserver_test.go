@@ -33,9 +33,15 @@ type fixture struct {
 	logs *syncBuffer
 }
 
-// start opens a ledger in a temp dir and serves cfg (Ledger and Logger
-// filled in) on a socket path there.
-func start(t *testing.T, cfg portserver.Config) *fixture {
+// start opens a ledger on testRange in a temp dir and serves cfg (Ledger
+// and Logger filled in) on a socket path there.
+func start(t testing.TB, cfg portserver.Config) *fixture {
+	t.Helper()
+	return startRange(t, cfg, testRange)
+}
+
+// startRange is start with another managed range.
+func startRange(t testing.TB, cfg portserver.Config, rng ledger.Range) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	log, err := ledger.Open(filepath.Join(dir, "ledger.db"), ledger.Options{})
@@ -46,7 +52,7 @@ func start(t *testing.T, cfg portserver.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SetRange(context.Background(), testRange); err != nil {
+	if err := svc.SetRange(context.Background(), rng); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{svc: svc, log: log, addr: filepath.Join(dir, "ps.sock"), logs: &syncBuffer{}}
@@ -117,7 +123,7 @@ func (f *fixture) events(t *testing.T) uint64 {
 
 // sleeper starts a real process that lives until the test ends: a client
 // PID that exists.
-func sleeper(t *testing.T) int {
+func sleeper(t testing.TB) int {
 	t.Helper()
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {

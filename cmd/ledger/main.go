@@ -157,7 +157,8 @@ When 'ledger serve' runs, other subcommands go through it; otherwise they open
 the ledger file themselves.
 
 Environment: LEDGER_DATA (--data), LEDGER_ADDR (--addr), LEDGER_RANGE (--range),
-LEDGER_TOKEN (--token), LEDGER_SERVICE (--service).
+LEDGER_TOKEN (--token), LEDGER_SERVICE (--service),
+LEDGER_PORTSERVER (serve --portserver).
 `)
 	io.WriteString(w, b.String())
 }
