@@ -39,6 +39,9 @@ func (l *Ledger) allocate(ctx context.Context, req ledger.AllocateRequest) (ledg
 		if err != nil {
 			return ledger.Allocation{}, err
 		}
+		if err := checkServicePID(ctx, info); err != nil {
+			return ledger.Allocation{}, err
+		}
 		payload.PID, payload.PIDStarted = info.PID, info.StartedAt
 	}
 	sub, _ := within(req) // validated above

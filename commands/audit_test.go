@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 	"testing"
@@ -46,7 +47,7 @@ func mustOpenAudit(tb testing.TB, clock *stepClock, every uint64) (*commands.Led
 		Now: clock.Now, SnapshotEvery: every,
 		PortFree: func(int) error { return nil },
 		Process: func(pid int) (commands.ProcessInfo, error) {
-			return commands.ProcessInfo{PID: pid, StartedAt: 1_700_000_000_000, Cmdline: fmt.Sprintf("python serve.py #%d", pid)}, nil
+			return commands.ProcessInfo{PID: pid, StartedAt: 1_700_000_000_000, Cmdline: fmt.Sprintf("python serve.py #%d", pid), UID: os.Getuid()}, nil
 		},
 	}, auditRange)
 }

@@ -26,6 +26,9 @@ func (l *Ledger) RegisterPID(ctx context.Context, port, pid int) (ledger.Allocat
 		if draft.Allocs[port] == nil {
 			return nil, notAllocated(port)
 		}
+		if err := checkServicePID(ctx, info); err != nil {
+			return nil, err
+		}
 		return []ledger.Event{{Type: ledger.EventPIDRegistered, Port: port, PIDRegistered: &ledger.PIDRegistered{
 			PID: info.PID, PIDStarted: info.StartedAt, Cmdline: info.Cmdline,
 		}}}, nil

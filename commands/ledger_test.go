@@ -222,11 +222,12 @@ func TestRegisterPIDRecordsStartTime(t *testing.T) {
 	l := MustOpen(t, commands.Config{})
 	a, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "api"})
 	is.NoErr(err)
-	a, err = l.RegisterPID(ctx, a.Port, os.Getpid())
-	is.NoErr(err)                  // register our own PID
-	is.Equal(a.PID, os.Getpid())   // recorded
+	pid := sleeper(t)
+	a, err = l.RegisterPID(ctx, a.Port, pid)
+	is.NoErr(err)                  // register a live PID
+	is.Equal(a.PID, pid)           // recorded
 	is.True(a.PIDStartedAt != nil) // with the start time
-	info, err := commands.LookupProcess(os.Getpid())
+	info, err := commands.LookupProcess(pid)
 	is.NoErr(err)
 	is.Equal(int64(*a.PIDStartedAt), info.StartedAt) // the process's real start time
 }
@@ -310,7 +311,7 @@ func TestHistoryByServiceAndPort(t *testing.T) {
 	is.NoErr(err)
 	b, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "remote"})
 	is.NoErr(err)
-	_, err = l.RegisterPID(ctx, a.Port, os.Getpid())
+	_, err = l.RegisterPID(ctx, a.Port, sleeper(t))
 	is.NoErr(err)
 	_, err = l.Release(ctx, ledger.ReleaseRequest{Port: a.Port})
 	is.NoErr(err)

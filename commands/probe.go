@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 
 	"github.com/portledger/portledger/ledger"
@@ -16,6 +17,10 @@ type ProcessInfo struct {
 	PID       int
 	StartedAt int64 // Unix milliseconds: with the PID it names one process, even after PID reuse
 	Cmdline   string
+	// UID is the process's real user id; -1 when unknown.
+	UID int
+	// KernelThread is set for a kernel thread, which never serves a port.
+	KernelThread bool
 }
 
 // maxCmdline bounds the command line kept in an event.
@@ -39,7 +44,37 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 	if len(cmd) > maxCmdline {
 		cmd = cmd[:maxCmdline]
 	}
-	return ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd}, nil
+	info := ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd, UID: -1}
+	if uid, kthread, err := processTraits(pid); err == nil {
+		info.UID, info.KernelThread = uid, kthread
+	} else if kthread {
+		info.KernelThread = true
+	}
+	return info, nil
+}
+
+// checkServicePID refuses a process that cannot be the service holding a
+// port, so that it cannot pin the port forever (the watchdog would find it
+// alive and never free the port): a kernel thread, this ledger process
+// itself (the daemon, or the CLI in embedded mode), and a process of
+// another user unless the caller is root. The caller's uid is the actor's
+// (the socket peer's, or the CLI's own); a token holder over TCP counts as
+// the daemon's owner, whose file the token is.
+func checkServicePID(ctx context.Context, info ProcessInfo) error {
+	if info.KernelThread {
+		return ledger.Errorf(ledger.EINVALID, "pid %d is a kernel thread, not a service", info.PID)
+	}
+	if info.PID == os.Getpid() {
+		return ledger.Errorf(ledger.EINVALID, "pid %d is the ledger process itself, not a service", info.PID)
+	}
+	caller := os.Getuid()
+	if a, ok := ledger.ActorFrom(ctx); ok && a.UID >= 0 && (a.Via == ledger.ViaSocket || a.Via == ledger.ViaLocal) {
+		caller = a.UID
+	}
+	if caller != 0 && info.UID >= 0 && info.UID != caller {
+		return ledger.Errorf(ledger.EFORBIDDEN, "pid %d belongs to uid %d, not to the caller (uid %d): only root may name another user's process", info.PID, info.UID, caller)
+	}
+	return nil
 }
 
 // ProbePort reports whether this machine lets us listen on port on TCP: it

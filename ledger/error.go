@@ -13,6 +13,7 @@ const (
 	ENOTFOUND  = "not_found" // no such allocation
 	EEXHAUSTED = "exhausted" // every port of the range is taken
 	EINTERNAL  = "internal"  // anything else: storage, OS
+	EFORBIDDEN = "forbidden" // the caller may not do this (another user, a kernel thread's pid)
 )
 
 // Error is an error with a code that callers can branch on and a message that

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,6 +28,7 @@ func benchLedger(b *testing.B, lo, n, withURL int) *watchdog.Watchdog {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	b.Cleanup(srv.Close)
 
+	pid := sleeper(b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed error
@@ -38,7 +38,7 @@ func benchLedger(b *testing.B, lo, n, withURL int) *watchdog.Watchdog {
 			for i := range next {
 				req := ledger.AllocateRequest{ServiceName: fmt.Sprintf("svc-%d", i)}
 				if i < 3*n/4 {
-					req.PID = os.Getpid()
+					req.PID = pid
 				}
 				if i < withURL {
 					req.HealthURL = srv.URL + "/health"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -31,12 +30,13 @@ func TestManyEndpointsInOneSweep(t *testing.T) {
 	svc := mustLedger(t, ledger.Range{Lo: 23300, Hi: 23399}, commands.Config{})
 	const n = 80
 	wantBad := map[int]bool{}
+	pid := sleeper(t)
 	for i := range n {
 		url := good.URL
 		if i%2 == 1 {
 			url = bad.URL
 		}
-		a, err := svc.Allocate(ctx, ledger.AllocateRequest{ServiceName: fmt.Sprintf("s%d", i), HealthURL: url, PID: os.Getpid()})
+		a, err := svc.Allocate(ctx, ledger.AllocateRequest{ServiceName: fmt.Sprintf("s%d", i), HealthURL: url, PID: pid})
 		is.NoErr(err) // allocate
 		listenOn(t, a.Port)
 		wantBad[a.Port] = i%2 == 1

@@ -31,7 +31,10 @@ type trackerKey struct {
 type tracker struct {
 	fails int       // failed checks in a row
 	gone  int       // checks in a row that found the process gone
-	quiet time.Time // first check without a listener (no-PID allocations)
+	quiet time.Time // first check without a listener
+	// listened is set once a check saw the port listening: an allocation
+	// that never listened ends by its lease even with a live process.
+	listened bool
 }
 
 // decision is what a sweep does about one allocation.
@@ -50,6 +53,8 @@ type decision struct {
 //	                        o.Failures checks in a row (after the start grace)
 //	any       -> dead       process gone for o.Failures checks in a row; then released
 //	starting  (no PID, never listened) released when the lease runs out
+//	any       (a live PID that never listened) released when the lease runs
+//	          out, so a process that will never serve cannot pin a port
 func decide(a ledger.Allocation, p probe, t *tracker, now time.Time, o Options) decision {
 	from := a.HealthStatus
 	if !from.Valid() {
@@ -75,7 +80,7 @@ func decide(a ledger.Allocation, p probe, t *tracker, now time.Time, o Options) 
 		}
 
 	case p.Listening && p.EndpointOK:
-		*t = tracker{}
+		*t = tracker{listened: true}
 		d.To = ledger.HealthHealthy
 		if hasPID {
 			d.Finding = fmt.Sprintf("process %d is alive and port %d is listening", a.PID, a.Port)
@@ -98,10 +103,7 @@ func decide(a ledger.Allocation, p probe, t *tracker, now time.Time, o Options) 
 			}
 			since = t.quiet
 		}
-		lease := o.Lease
-		if a.Lease > 0 {
-			lease = time.Duration(a.Lease)
-		}
+		lease := leaseOf(a, o)
 		left := lease - now.Sub(since)
 		if left <= 0 {
 			d.Release = fmt.Sprintf("lease of %s ran out: no process registered and nothing listening on port %d", lease, a.Port)
@@ -121,7 +123,28 @@ func decide(a ledger.Allocation, p probe, t *tracker, now time.Time, o Options) 
 
 	default: // alive (or served without a PID), but not listening or endpoint failing
 		t.gone = 0
-		t.quiet = time.Time{}
+		if p.Listening {
+			t.listened = true
+		}
+		if !t.listened && from != ledger.HealthHealthy {
+			// Never seen listening: the lease bounds how long a live
+			// process may hold a port it does not serve. Counted from the
+			// allocation while it is starting, else (a watchdog started
+			// since) from the first check that found the port quiet.
+			if t.quiet.IsZero() {
+				t.quiet = now
+				if from == ledger.HealthStarting {
+					t.quiet = a.AllocatedAt
+				}
+			}
+			if lease := leaseOf(a, o); now.Sub(t.quiet) >= lease {
+				d.Release = fmt.Sprintf("lease of %s ran out: process %d never listened on port %d", lease, a.PID, a.Port)
+				d.Finding = d.Release
+				return d
+			}
+		} else {
+			t.quiet = time.Time{}
+		}
 		switch {
 		case !p.Listening:
 			d.Finding = fmt.Sprintf("process %d is alive but nothing listens on port %d", a.PID, a.Port)
@@ -140,6 +163,14 @@ func decide(a ledger.Allocation, p probe, t *tracker, now time.Time, o Options) 
 		}
 	}
 	return d
+}
+
+// leaseOf returns the allocation's own lease, else the watchdog's.
+func leaseOf(a ledger.Allocation, o Options) time.Duration {
+	if a.Lease > 0 {
+		return time.Duration(a.Lease)
+	}
+	return o.Lease
 }
 
 // checkCount renders the progress towards a transition, e.g. " (check 1 of 2)".

@@ -78,6 +78,23 @@ func TestDecide(t *testing.T) {
 			{p: deserted, at: 9 * time.Minute, to: ledger.HealthStarting},
 			{p: deserted, at: 10 * time.Minute, to: ledger.HealthStarting, release: true},
 		}},
+		{"a live pid that never listened ends by its lease", 42, ledger.HealthStarting, []step{
+			{p: quiet, at: 2 * time.Minute, to: ledger.HealthStarting},
+			{p: quiet, at: 3 * time.Minute, to: ledger.HealthUnhealthy},
+			{p: quiet, at: 9 * time.Minute, to: ledger.HealthUnhealthy},
+			{p: quiet, at: 10 * time.Minute, to: ledger.HealthUnhealthy, release: true},
+		}},
+		{"a live pid that listened once keeps its port", 42, ledger.HealthStarting, []step{
+			{p: up, at: time.Minute, to: ledger.HealthHealthy},
+			{p: quiet, at: 2 * time.Minute, to: ledger.HealthHealthy},
+			{p: quiet, at: 3 * time.Minute, to: ledger.HealthUnhealthy},
+			{p: quiet, at: time.Hour, to: ledger.HealthUnhealthy},
+		}},
+		{"unhealthy before the watchdog started counts from its first check", 42, ledger.HealthUnhealthy, []step{
+			{p: quiet, at: time.Hour, to: ledger.HealthUnhealthy},
+			{p: quiet, at: time.Hour + 9*time.Minute, to: ledger.HealthUnhealthy},
+			{p: quiet, at: time.Hour + 10*time.Minute, to: ledger.HealthUnhealthy, release: true},
+		}},
 		{"stopped listening without a pid", 0, ledger.HealthHealthy, []step{
 			{p: deserted, at: time.Hour, to: ledger.HealthHealthy},
 			{p: deserted, at: time.Hour + time.Minute, to: ledger.HealthUnhealthy},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,9 @@ const (
 func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 	w.sweepMu.Lock()
 	defer w.sweepMu.Unlock()
+	// What the sweep writes is the watchdog's doing, whoever asked for the
+	// sweep (the timer, a health-check request).
+	ctx = ledger.WithActor(ctx, ledger.Actor{Via: ledger.ViaWatchdog, UID: os.Getuid(), PID: os.Getpid()})
 
 	began := time.Now() // monotonic: for the duration only; decisions use the injected clock
 	now := w.opts.Now()

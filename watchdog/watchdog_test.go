@@ -133,8 +133,14 @@ func TestStartGraceAndLeaseFollowTheClock(t *testing.T) {
 	is.Equal(len(rel), 1)
 	is.Equal(rel[0].Released.ReleasedBy, watchdog.ReleasedBy)
 	is.True(strings.HasPrefix(rel[0].Released.Reason, "lease of 10m0s ran out")) // reason: %s
-	_, err = svc.Allocation(ctx, slow.Port, ledgerNow)
-	is.NoErr(err) // a live process keeps its port whatever the lease
+	// A live process that never listened does not pin its port either: its
+	// lease ends it too.
+	is.Equal(res.Ports[0].Port, slow.Port)
+	is.Equal(res.Ports[0].Action, "released") // the live process that never listened is released by its lease
+	rel = events(t, svc, slow.Port, ledger.EventReleased)
+	is.Equal(len(rel), 1)
+	is.Equal(rel[0].Released.Reason, fmt.Sprintf("lease of 10m0s ran out: process %d never listened on port %d", child.Process.Pid, slow.Port))
+	is.Equal(rel[0].Actor.Via, ledger.ViaWatchdog) // the watchdog is the release's actor
 }
 
 func TestRecycledPIDCountsAsDead(t *testing.T) {

@@ -1,0 +1,58 @@
+package commands
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// pfKthread is the PF_KTHREAD bit of a task's flags (include/linux/sched.h).
+const pfKthread = 0x00200000
+
+// processTraits reads, from /proc, a process's real uid and whether it is a
+// kernel thread: PF_KTHREAD in the flags of /proc/PID/stat, or no
+// executable behind /proc/PID/exe.
+func processTraits(pid int) (uid int, kernelThread bool, err error) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return -1, false, err
+	}
+	// The command name, in parentheses, may hold spaces and parentheses:
+	// the fields after it start after the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1, false, fmt.Errorf("%s/stat: no command name", dir)
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	// state ppid pgrp session tty_nr tpgid flags: flags is the 7th.
+	if len(fields) < 7 {
+		return -1, false, fmt.Errorf("%s/stat: too few fields", dir)
+	}
+	flags, err := strconv.ParseUint(fields[6], 10, 64)
+	if err != nil {
+		return -1, false, fmt.Errorf("%s/stat: flags: %w", dir, err)
+	}
+	kernelThread = flags&pfKthread != 0
+	if !kernelThread {
+		if _, err := os.Readlink(dir + "/exe"); os.IsNotExist(err) {
+			kernelThread = true
+		}
+	}
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return -1, kernelThread, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				uid, err = strconv.Atoi(f[0])
+				return uid, kernelThread, err
+			}
+		}
+	}
+	return -1, kernelThread, fmt.Errorf("%s/status: no Uid line", dir)
+}

@@ -1,0 +1,19 @@
+//go:build !linux
+
+package commands
+
+import "github.com/shirou/gopsutil/v3/process"
+
+// processTraits reads a process's real uid; telling a kernel thread apart
+// needs Linux's /proc, so elsewhere none is found.
+func processTraits(pid int) (uid int, kernelThread bool, err error) {
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return -1, false, err
+	}
+	uids, err := p.Uids()
+	if err != nil || len(uids) == 0 {
+		return -1, false, err
+	}
+	return int(uids[0]), false, nil
+}
