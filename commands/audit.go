@@ -58,7 +58,7 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 	}
 	// Forward from the point: the holder's release, or the next holder.
 	var next []ledger.Event
-	err = l.log.ScanPort(port, nextID(at), zeroID, func(e ledger.Event) error {
+	err = l.log.ScanPort(port, ledger.NextID(at), zeroID, func(e ledger.Event) error {
 		if ans.Holder == nil && len(next) == 0 && e.Type != ledger.EventAllocated {
 			return ctx.Err() // stray events of a free port
 		}
@@ -111,17 +111,6 @@ func releaseOf(e ledger.Event) *ledger.Release {
 		Duration: ledger.Duration(time.Duration(p.DurationMS) * time.Millisecond)}
 }
 
-// nextID returns the ULID just after id.
-func nextID(id ulid.ULID) ulid.ULID {
-	for i := 15; i >= 0; i-- {
-		id[i]++
-		if id[i] != 0 {
-			break
-		}
-	}
-	return id
-}
-
 // Usage reports, per service, how it used its ports over a window: the
 // allocations made, the time held (clipped to the window), the longest
 // hold, the ports still held at the end and the releases by reason. It
@@ -171,7 +160,7 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 
 	after := zeroID
 	if q.Since != zeroID {
-		after = prevID(q.Since)
+		after = ledger.PrevID(q.Since)
 		reg, err := projection.StateAt(l.log, after)
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -89,15 +90,18 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	if q.Since != zeroID && q.Until != zeroID && q.Since.Compare(q.Until) > 0 {
 		return nil, ledger.Errorf(ledger.EINVALID, "since is after until")
 	}
+	if q.Newest && q.Port != 0 && q.Service == "" {
+		return l.portHistoryBack(ctx, q)
+	}
 	var out []ledger.Event
-	full := func() bool { return q.Limit > 0 && len(out) >= q.Limit }
+	full := func() bool { return q.Limit > 0 && len(out) >= q.Limit && !q.Newest }
 
 	// holders tracks which service holds each port, for the service filter.
 	var holders map[int]string
 	if q.Service != "" {
 		holders = map[int]string{}
 		if q.Since != zeroID {
-			reg, err := projection.StateAt(l.log, prevID(q.Since))
+			reg, err := projection.StateAt(l.log, ledger.PrevID(q.Since))
 			if err != nil {
 				return nil, err
 			}
@@ -123,6 +127,11 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	errStop := fmt.Errorf("stop")
 	visit := func(e ledger.Event) error {
 		if keep(e) {
+			if q.Newest && q.Limit > 0 && len(out) == 2*q.Limit {
+				// Newest first without the port index: keep only the
+				// newest Limit seen so far, so memory stays bounded.
+				out = append(out[:0], out[q.Limit:]...)
+			}
 			out = append(out, e)
 			if full() {
 				return errStop
@@ -137,7 +146,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	default:
 		after := zeroID
 		if q.Since != zeroID {
-			after = prevID(q.Since)
+			after = ledger.PrevID(q.Since)
 		}
 		err = l.log.Scan(after, q.Until, func(e ledger.Event) error {
 			if q.Port != 0 && e.Port != q.Port {
@@ -153,17 +162,28 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	if out == nil {
 		out = []ledger.Event{}
 	}
+	if q.Newest {
+		if q.Limit > 0 && len(out) > q.Limit {
+			out = out[len(out)-q.Limit:]
+		}
+		slices.Reverse(out)
+	}
 	return out, nil
 }
 
-// prevID returns the ULID just before id, so an exclusive scan from it
-// includes id.
-func prevID(id ulid.ULID) ulid.ULID {
-	for i := 15; i >= 0; i-- {
-		id[i]--
-		if id[i] != 0xFF {
-			break
+// portHistoryBack answers a port's history newest first, reading the port
+// index backwards from Until and stopping at Limit or at Since.
+func (l *Ledger) portHistoryBack(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Event, error) {
+	out := []ledger.Event{}
+	err := l.log.ScanPortBack(q.Port, q.Until, func(e ledger.Event) (bool, error) {
+		if q.Since != zeroID && e.ID.Compare(q.Since) < 0 {
+			return false, nil
 		}
+		out = append(out, e)
+		return q.Limit == 0 || len(out) < q.Limit, ctx.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
-	return id
+	return out, nil
 }

@@ -150,23 +150,44 @@ func (c *Client) Allocation(ctx context.Context, port int, at ulid.ULID) (ledger
 	return a, err
 }
 
-// History returns the events that match q, oldest first; see
-// ledger.Service.
+// History returns the events that match q, oldest first (newest first with
+// q.Newest); see ledger.Service. It follows the daemon's pages until it has
+// q.Limit events or all of them.
 func (c *Client) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Event, error) {
-	v := pointQuery("since", q.Since, nil)
-	v = pointQuery("until", q.Until, v)
-	if q.Port != 0 {
-		v.Set("port", strconv.Itoa(q.Port))
+	out := []ledger.Event{}
+	for {
+		v := pointQuery("since", q.Since, nil)
+		v = pointQuery("until", q.Until, v)
+		if q.Port != 0 {
+			v.Set("port", strconv.Itoa(q.Port))
+		}
+		if q.Service != "" {
+			v.Set("service", q.Service)
+		}
+		if q.Limit != 0 {
+			v.Set("limit", strconv.Itoa(q.Limit-len(out)))
+		}
+		if q.Newest {
+			v.Set("order", "newest")
+		}
+		var body historyBody
+		if err := c.do(ctx, http.MethodGet, "/api/ports/history", v, nil, &body); err != nil {
+			return nil, err
+		}
+		out = append(out, body.Events...)
+		if body.Next == "" || (q.Limit != 0 && len(out) >= q.Limit) {
+			return out, nil
+		}
+		next, err := ulid.ParseStrict(body.Next)
+		if err != nil {
+			return nil, fmt.Errorf("history: the daemon's next page %q: %w", body.Next, err)
+		}
+		if q.Newest {
+			q.Until = next
+		} else {
+			q.Since = next
+		}
 	}
-	if q.Service != "" {
-		v.Set("service", q.Service)
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	var body historyBody
-	err := c.do(ctx, http.MethodGet, "/api/ports/history", v, nil, &body)
-	return body.Events, err
 }
 
 // HealthCheck runs one watchdog sweep in the daemon and returns its results.

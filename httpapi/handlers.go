@@ -20,7 +20,16 @@ type allocationsBody struct {
 // historyBody is the answer of GET /api/ports/history.
 type historyBody struct {
 	Events []ledger.Event `json:"events"`
+	// Next, when more events match than one answer holds, is where the
+	// next page starts: pass it as since (oldest first) or as until
+	// (order=newest).
+	Next string `json:"next,omitempty"`
 }
+
+// MaxHistoryPage is the most events one answer of GET /api/ports/history
+// holds; a query that matches more gets a next cursor. It bounds the
+// daemon's memory and the time of one answer whatever the log's size.
+const MaxHistoryPage = 10_000
 
 // pidBody is the request of POST /api/ports/allocations/{port}/pid.
 type pidBody struct {
@@ -272,14 +281,36 @@ func handleHistory(svc ledger.Service, now func() time.Time, log *slog.Logger) h
 				return ledger.Errorf(ledger.EINVALID, "limit %q: want a number >= 0", s)
 			}
 		}
+		switch o := q.Get("order"); o {
+		case "", "oldest":
+		case "newest":
+			hq.Newest = true
+		default:
+			return ledger.Errorf(ledger.EINVALID, "order %q: want oldest or newest", o)
+		}
+		page := hq.Limit
+		if page == 0 || page > MaxHistoryPage {
+			page = MaxHistoryPage
+		}
+		hq.Limit = page + 1 // one more says whether there is a next page
 		evs, err := svc.History(r.Context(), hq)
 		if err != nil {
 			return err
 		}
-		if evs == nil {
-			evs = []ledger.Event{}
+		body := historyBody{Events: evs}
+		if len(evs) > page {
+			body.Events = evs[:page]
+			last := evs[page-1].ID
+			if hq.Newest {
+				body.Next = ledger.PrevID(last).String()
+			} else {
+				body.Next = ledger.NextID(last).String()
+			}
 		}
-		encode(w, r, log, http.StatusOK, historyBody{Events: evs})
+		if body.Events == nil {
+			body.Events = []ledger.Event{}
+		}
+		encode(w, r, log, http.StatusOK, body)
 		return nil
 	})
 }

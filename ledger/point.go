@@ -30,6 +30,30 @@ func SinceID(t time.Time) ulid.ULID {
 	return id
 }
 
+// NextID returns the ULID just after id: an exclusive bound "after id"
+// written as an inclusive one.
+func NextID(id ulid.ULID) ulid.ULID {
+	for i := 15; i >= 0; i-- {
+		id[i]++
+		if id[i] != 0 {
+			break
+		}
+	}
+	return id
+}
+
+// PrevID returns the ULID just before id: an exclusive bound "before id"
+// written as an inclusive one.
+func PrevID(id ulid.ULID) ulid.ULID {
+	for i := 15; i >= 0; i-- {
+		id[i]--
+		if id[i] != 0xFF {
+			break
+		}
+	}
+	return id
+}
+
 // ParseTime reads a moment as users write it: RFC 3339, "YYYY-MM-DD",
 // "YYYY-MM-DD HH:MM[:SS]" (local time), an event ULID, or a duration ago
 // ("90m", "2h", "7d", "1d12h"). isID is true when s was a ULID, so callers can

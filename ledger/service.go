@@ -139,6 +139,10 @@ type HistoryQuery struct {
 	Since   ulid.ULID
 	Until   ulid.ULID
 	Limit   int // 0: no limit
+	// Newest asks for the newest events first; with Limit, the newest
+	// Limit of them. A port's newest page is read backwards through the
+	// port index, without walking the port's older history.
+	Newest bool
 }
 
 // Status is the answer of GET /api/ports/status, in the original port

@@ -15,8 +15,8 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	var c common
 	var q ledger.HistoryQuery
 	var since, until string
-	fs := newFlags(e, "history", "history [--port P] [--service S] [--since T] [--until T] [--limit N] [--json]", `
-List events, oldest first: every allocate, register-pid, health change and
+	fs := newFlags(e, "history", "history [--port P] [--service S] [--since T] [--until T] [--limit N] [--newest] [--json]", `
+List events, oldest first (--newest: newest first): every allocate, register-pid, health change and
 release, with who, when and why. Filter by port, by service, and by a time
 window. Times are RFC 3339, YYYY-MM-DD[ HH:MM[:SS]] (local time), an event
 ULID, or a duration ago (90m, 2h, 7d). --json prints {"events": [...]}.`, &c, true)
@@ -25,6 +25,7 @@ ULID, or a duration ago (90m, 2h, 7d). --json prints {"events": [...]}.`, &c, tr
 	fs.StringVar(&since, "since", "", "only events at or after this moment")
 	fs.StringVar(&until, "until", "", "only events at or before this moment")
 	fs.IntVar(&q.Limit, "limit", 0, "at most this many events (0: all)")
+	fs.BoolVar(&q.Newest, "newest", false, "newest first (with --limit: the newest N)")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
