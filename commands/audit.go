@@ -107,7 +107,7 @@ func foldTenure(port int, evs []ledger.Event) *ledger.Tenure {
 
 func releaseOf(e ledger.Event) *ledger.Release {
 	p := e.Released
-	return &ledger.Release{EventID: e.ID, At: e.At, Reason: p.Reason, ReleasedBy: p.ReleasedBy,
+	return &ledger.Release{EventID: e.ID, At: e.At, Reason: p.Reason, ReleasedBy: p.ReleasedBy, ImportedFrom: e.ImportedFrom(),
 		Duration: ledger.Duration(time.Duration(p.DurationMS) * time.Millisecond)}
 }
 
@@ -168,7 +168,11 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 		start := ledger.IDTime(q.Since)
 		for p, a := range reg.Allocs {
 			open[p] = hold{service: a.ServiceName, start: start}
-			get(a.ServiceName).Holds++
+			u := get(a.ServiceName)
+			u.Holds++
+			if a.ImportedFrom != "" {
+				u.ImportedHolds++
+			}
 		}
 	}
 	err := l.log.Scan(after, q.Until, func(e ledger.Event) error {
@@ -179,6 +183,9 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 			u := get(e.Allocated.ServiceName)
 			u.Allocations++
 			u.Holds++
+			if e.Imported != nil {
+				u.ImportedHolds++
+			}
 		case ledger.EventReleased:
 			if h, ok := open[e.Port]; ok {
 				get(h.service).Releases[e.Released.Reason]++

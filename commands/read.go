@@ -32,7 +32,12 @@ func (l *Ledger) Status(ctx context.Context, at ulid.ULID) (ledger.Status, error
 	if err != nil {
 		return ledger.Status{}, err
 	}
-	return ledger.Status{PortManager: reg.Status(), Watchdog: ledger.WatchdogStatus{MonitoredPorts: len(reg.Allocs)}}, nil
+	st := ledger.Status{PortManager: reg.Status(), Watchdog: ledger.WatchdogStatus{MonitoredPorts: len(reg.Allocs)}}
+	if at == zeroID {
+		h := l.log.ChainHead()
+		st.PortManager.Chain = &h
+	}
+	return st, nil
 }
 
 // Allocations lists the allocations at a point, optionally of one service.

@@ -286,3 +286,11 @@ func pointQuery(name string, id ulid.ULID, v url.Values) url.Values {
 	}
 	return v
 }
+
+// VerifyChain asks the daemon to walk its log's hash chain
+// (GET /api/ports/verify).
+func (c *Client) VerifyChain(ctx context.Context) (ledger.ChainReport, error) {
+	var rep ledger.ChainReport
+	err := c.do(ctx, http.MethodGet, "/api/ports/verify", nil, nil, &rep)
+	return rep, err
+}

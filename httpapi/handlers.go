@@ -394,3 +394,19 @@ func querySince(r *http.Request, name string, now func() time.Time) (ulid.ULID, 
 	}
 	return id, nil
 }
+
+// handleVerify walks the hash chain and reports the first broken link
+// (200 either way: the report says whether the chain holds).
+func handleVerify(chain ChainVerifier, log *slog.Logger) http.HandlerFunc {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		if chain == nil {
+			return ledger.Errorf(EUNAVAILABLE, "this server does not verify the chain")
+		}
+		rep, err := chain.VerifyChain()
+		if err != nil {
+			return err
+		}
+		encode(w, r, log, http.StatusOK, rep)
+		return nil
+	})
+}

@@ -44,6 +44,7 @@ func routes(cfg Config) http.Handler {
 			r.Get("/who/{port}", handleWho(svc, cfg.Now, log))
 			r.Get("/usage", handleUsage(svc, cfg.Now, log))
 			r.Post("/import", handleImport(svc, log))
+			r.Get("/verify", handleVerify(cfg.Chain, log))
 
 			r.Put("/range", handleSetRange(svc, log))
 			r.Post("/internal/health", handleRecordHealth(svc, log))

@@ -33,6 +33,12 @@ type EventSource interface {
 	Subscribe(buffer int) *commands.Subscription
 }
 
+// ChainVerifier walks the log's hash chain. *ledger.Log satisfies it.
+type ChainVerifier interface {
+	// VerifyChain reports the first link of the chain that does not hold.
+	VerifyChain() (ledger.ChainReport, error)
+}
+
 // Config holds what the server serves.
 type Config struct {
 	// Service answers every read and write. Required.
@@ -50,6 +56,8 @@ type Config struct {
 	// Now is the clock used to read relative times such as "2h" (default
 	// time.Now).
 	Now func() time.Time
+	// Chain answers GET /api/ports/verify. Nil: it answers 503.
+	Chain ChainVerifier
 	// Heartbeat is the event stream's keep-alive interval (default
 	// DefaultHeartbeat).
 	Heartbeat time.Duration

@@ -72,6 +72,10 @@ type Allocation struct {
 	HealthURL    string    `json:"health_url,omitempty"`
 	Lease        Duration  `json:"lease_s,omitempty"`
 	Cmdline      string    `json:"cmdline,omitempty"`
+	// ImportedFrom is set when the allocation was imported from the
+	// original port manager's files: where it came from ("file:line").
+	// Such a hold was recorded by the old tool, not lived by this ledger.
+	ImportedFrom string `json:"imported_from,omitempty"`
 }
 
 // Millis is a Unix millisecond time that renders as RFC 3339 in JSON.

@@ -47,6 +47,8 @@ type Release struct {
 	Reason     string    `json:"reason"`
 	ReleasedBy string    `json:"released_by,omitempty"`
 	Duration   Duration  `json:"duration_s"`
+	// ImportedFrom is set when the release was imported ("file:line").
+	ImportedFrom string `json:"imported_from,omitempty"`
 }
 
 // UsageQuery selects the window of Usage. Since and Until are inclusive
@@ -80,6 +82,9 @@ type ServiceUsage struct {
 	// Releases counts the releases in the window by reason ("" when none
 	// was given).
 	Releases map[string]int `json:"releases"`
+	// ImportedHolds is how many of Holds were imported from the original
+	// port manager's files rather than lived by this ledger.
+	ImportedHolds int `json:"imported_holds,omitempty"`
 }
 
 // ImportResult says what an import did.

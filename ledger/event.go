@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -146,6 +147,18 @@ type ChainAccepted struct {
 type ImportSource struct {
 	File string
 	Line int
+}
+
+// String returns "file:line", the form that JSON and the CLI show.
+func (s ImportSource) String() string { return s.File + ":" + strconv.Itoa(s.Line) }
+
+// ImportedFrom returns where e was imported from ("file:line"), or "" for
+// an event this ledger lived.
+func (e *Event) ImportedFrom() string {
+	if e.Imported == nil {
+		return ""
+	}
+	return e.Imported.String()
 }
 
 // Health is the state of an allocation as the watchdog sees it.

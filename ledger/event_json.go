@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -45,6 +47,7 @@ type eventJSON struct {
 	BrokenSeq   uint64    `json:"broken_seq,omitempty"`
 	AcceptedBy  string    `json:"accepted_by,omitempty"`
 
+	// ImportedFrom is "file:line"; an older form gave the line apart.
 	ImportedFrom string `json:"imported_from,omitempty"`
 	ImportedLine int    `json:"imported_line,omitempty"`
 
@@ -91,7 +94,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		j.Breaks, j.BrokenEvent, j.BrokenSeq, j.Reason, j.AcceptedBy = p.Breaks, p.EventID, p.Seq, p.Problem, p.AcceptedBy
 	}
 	if e.Imported != nil {
-		j.ImportedFrom, j.ImportedLine = e.Imported.File, e.Imported.Line
+		j.ImportedFrom = e.Imported.String()
 	}
 	j.Actor = e.Actor
 	return json.Marshal(j)
@@ -149,8 +152,20 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("event %s: unknown type %q", j.ID, j.Type)
 	}
 	if j.ImportedFrom != "" {
-		e.Imported = &ImportSource{File: j.ImportedFrom, Line: j.ImportedLine}
+		e.Imported = parseImportSource(j.ImportedFrom, j.ImportedLine)
 	}
 	e.Actor = j.Actor
 	return nil
+}
+
+// parseImportSource reads "file:line", or a file and a line given apart.
+func parseImportSource(from string, line int) *ImportSource {
+	if line == 0 {
+		if i := strings.LastIndexByte(from, ':'); i >= 0 {
+			if n, err := strconv.Atoi(from[i+1:]); err == nil && n > 0 {
+				return &ImportSource{File: from[:i], Line: n}
+			}
+		}
+	}
+	return &ImportSource{File: from, Line: line}
 }

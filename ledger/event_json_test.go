@@ -50,7 +50,7 @@ func TestEventJSONShape(t *testing.T) {
 		}},
 		{"imported", withImported(evs[6:7])[0], map[string]any{
 			"type": "conflict_detected", "port": 8006.0, "pid": 31337.0, "command": "nc -l 8006",
-			"imported_from": "logs/port_manager/allocations_20251115.jsonl", "imported_line": 1000.0,
+			"imported_from": "logs/port_manager/allocations_20251115.jsonl:1000",
 		}},
 		{"actor over the socket", withActors(evs[4:5])[0], map[string]any{
 			"type": "stats_reported", "port": 8004.0, "request_count": float64(1 << 40), "error_count": 17.0,

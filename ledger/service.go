@@ -164,6 +164,9 @@ type PortManagerStatus struct {
 	AsOf ulid.ULID `json:"as_of,omitzero"`
 	// Conflicts lists foreign listeners seen in the range.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// Chain is the hash chain's head (see Log.ChainHead); set for the
+	// present only.
+	Chain *ChainHead `json:"chain,omitempty"`
 }
 
 // Conflict is a foreign listener recorded in the managed range.

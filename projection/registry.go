@@ -60,6 +60,7 @@ func (r *Registry) Apply(e ledger.Event) {
 			EventID:      e.ID,
 			HealthURL:    p.HealthURL,
 			Lease:        ledger.Duration(p.Lease),
+			ImportedFrom: e.ImportedFrom(),
 		}
 		if p.PIDStarted != 0 {
 			m := ledger.Millis(p.PIDStarted)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/portledger/portledger/ledger"
 )
@@ -248,4 +249,27 @@ func readLine(r *bufio.Reader) (string, error) {
 		return "", err
 	}
 	return string(bytes.TrimSuffix(b, []byte("\n"))), nil
+}
+
+// KeepAside renames every file in place that a verifying Replay found to
+// differ from the log to "<name>.differed-<UTC time>", next to it, so that a
+// rebuild after it destroys no evidence of what the file said. Files missing
+// in place have nothing to keep. It returns the new paths.
+func KeepAside(diffs []FileDiff, now time.Time) ([]string, error) {
+	stamp := now.UTC().Format("20060102T150405Z")
+	var kept []string
+	for _, d := range diffs {
+		if _, err := os.Lstat(d.File); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		to := d.File + ".differed-" + stamp
+		if _, err := os.Lstat(to); err == nil {
+			return kept, fmt.Errorf("keep %s aside: %s already exists", d.File, to)
+		}
+		if err := os.Rename(d.File, to); err != nil {
+			return kept, fmt.Errorf("keep %s aside: %w", d.File, err)
+		}
+		kept = append(kept, to)
+	}
+	return kept, nil
 }

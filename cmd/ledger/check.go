@@ -47,25 +47,25 @@ func printSweep(w io.Writer, res ledger.SweepResult) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tALIVE\tLISTENING\tENDPOINT\tHEALTH\tNOTE")
 		for _, p := range res.Ports {
-			endpoint := p.Endpoint
+			endpoint := safe(p.Endpoint)
 			if endpoint == "" {
 				endpoint = "-"
 			}
-			action := p.Action
+			action := safe(p.Action)
 			switch {
 			case action != "" && p.Reason != "":
-				action += ": " + p.Reason
+				action += ": " + safe(p.Reason)
 			case p.Reason != "":
-				action = p.Reason
+				action = safe(p.Reason)
 			case action == "":
 				action = "-"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%v\t%v\t%s\t%s\t%s\n", p.Port, p.ServiceName, p.PID, p.Alive, p.Listening, endpoint, p.Health, action)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%v\t%v\t%s\t%s\t%s\n", p.Port, safe(p.ServiceName), p.PID, p.Alive, p.Listening, endpoint, p.Health, action)
 		}
 		tw.Flush()
 	}
 	for _, x := range res.Conflicts {
-		fmt.Fprintf(w, "foreign listener on %d: pid %d %s\n", x.Port, x.PID, x.Command)
+		fmt.Fprintf(w, "foreign listener on %d: pid %d %s\n", x.Port, x.PID, safe(x.Command))
 	}
 	return nil
 }

@@ -76,46 +76,46 @@ func describe(e ledger.Event) string {
 	switch {
 	case e.Allocated != nil:
 		p := e.Allocated
-		add("service=%s", p.ServiceName)
+		add("service=%s", safe(p.ServiceName))
 		if p.StartedBy != "" {
-			add("started_by=%s", p.StartedBy)
+			add("started_by=%s", safe(p.StartedBy))
 		}
 		if p.PID != 0 {
 			add("pid=%d", p.PID)
 		}
 		if p.Purpose != "" {
-			add("purpose=%q", p.Purpose)
+			add("purpose=\"%s\"", safe(p.Purpose))
 		}
 		if p.HealthURL != "" {
-			add("health=%s", p.HealthURL)
+			add("health=%s", safe(p.HealthURL))
 		}
 	case e.PIDRegistered != nil:
 		add("pid=%d", e.PIDRegistered.PID)
 		if e.PIDRegistered.Cmdline != "" {
-			add("cmd=%q", e.PIDRegistered.Cmdline)
+			add("cmd=\"%s\"", safe(e.PIDRegistered.Cmdline))
 		}
 	case e.HealthChanged != nil:
 		p := e.HealthChanged
 		add("%s -> %s", p.From, p.To)
 		if p.Reason != "" {
-			add("reason=%q", p.Reason)
+			add("reason=\"%s\"", safe(p.Reason))
 		}
 	case e.StatsReported != nil:
 		add("requests=%d errors=%d", e.StatsReported.RequestCount, e.StatsReported.ErrorCount)
 	case e.Released != nil:
 		p := e.Released
-		add("reason=%q", p.Reason)
+		add("reason=\"%s\"", safe(p.Reason))
 		if p.ReleasedBy != "" {
-			add("by=%s", p.ReleasedBy)
+			add("by=%s", safe(p.ReleasedBy))
 		}
 		add("held=%s", (time.Duration(p.DurationMS) * time.Millisecond).Round(time.Second))
 	case e.Conflict != nil:
-		add("foreign listener pid=%d cmd=%q", e.Conflict.PID, e.Conflict.Command)
+		add("foreign listener pid=%d cmd=\"%s\"", e.Conflict.PID, safe(e.Conflict.Command))
 	case e.RangeChanged != nil:
 		add("%s -> %s", e.RangeChanged.From, e.RangeChanged.To)
 	}
 	if e.Imported != nil {
-		add("imported from %s:%d", e.Imported.File, e.Imported.Line)
+		add("imported from %s", safe(e.Imported.String()))
 	}
 	return strings.Join(parts, " ")
 }

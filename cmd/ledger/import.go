@@ -65,13 +65,13 @@ lie in the past.`, &c, true)
 	if len(orig.Malformed) > 0 {
 		fmt.Fprintf(w, "%d malformed lines skipped:\n", len(orig.Malformed))
 		for _, p := range orig.Malformed {
-			fmt.Fprintf(w, "  %s:%d: %s\n", p.File, p.Line, p.Reason)
+			fmt.Fprintf(w, "  %s:%d: %s\n", safe(p.File), p.Line, safe(p.Reason))
 		}
 	}
 	if n := len(orig.Warnings) + len(res.Skipped); n > 0 {
 		fmt.Fprintf(w, "%d notes:\n", n)
 		for _, p := range append(orig.Warnings, res.Skipped...) {
-			fmt.Fprintf(w, "  %s:%d: %s\n", p.File, p.Line, p.Reason)
+			fmt.Fprintf(w, "  %s:%d: %s\n", safe(p.File), p.Line, safe(p.Reason))
 		}
 	}
 	return nil

@@ -47,7 +47,7 @@ func report(err error, stderr io.Writer) int {
 	if ledger.ErrorCode(err) != ledger.EINTERNAL {
 		msg = ledger.ErrorMessage(err)
 	}
-	fmt.Fprintf(stderr, "ledger: %s\n", msg)
+	fmt.Fprintf(stderr, "ledger: %s\n", escapeN(msg, maxErrorShown))
 	return 1
 }
 
@@ -94,6 +94,7 @@ func subcommands() []subcommand {
 		{"replay", "rebuild port_registry.json and the JSONL logs from the event log", runReplay},
 		{"compact", "give back the disk space the ledger file keeps (offline)", runCompact},
 		{"check", "run one watchdog sweep now", runCheck},
+		{"verify", "walk the log's hash chain and name the first broken link", runVerify},
 		{"run", "run a command on a port of its own: allocate, start, watch, release", runRun},
 		{"events", "print events after a position, and follow new ones", runEvents},
 		{"version", "print the version", runVersion},

@@ -1,11 +1,16 @@
 package main
 
 import (
-	"time"
-
 	"encoding/json"
-	"github.com/oklog/ulid/v2"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/portledger/portledger/ledger"
 )
@@ -45,4 +50,61 @@ func closeWith(b *backend, err error) error {
 		err = cerr
 	}
 	return err
+}
+
+// maxShown bounds how many characters of one string reach the terminal.
+const maxShown = 200
+
+// safe makes a string from the log fit for a terminal: every rune that is
+// not printable (control characters such as ESC, which start terminal
+// escape sequences, newlines, invalid UTF-8, and Unicode format characters
+// such as U+202E RIGHT-TO-LEFT OVERRIDE, which reorder what is shown) is
+// written as a Go escape (\x1b, \n, \u202e), and a string longer than
+// maxShown characters is cut with a note of what was left out. Every
+// human-readable output of the CLI passes strings that came from outside
+// through it; --json output is JSON's own escaping.
+func safe(s string) string { return escapeN(s, maxShown) }
+
+// maxErrorShown bounds an error message: it may quote a string from the
+// request or the log, but explains more than a field does.
+const maxErrorShown = 1000
+
+// escapeN is safe with a bound of max characters.
+func escapeN(s string, max int) string {
+	if len(s) <= max && printableString(s) {
+		return s
+	}
+	var b strings.Builder
+	n := 0
+	for i, r := range s {
+		if n == max {
+			fmt.Fprintf(&b, "…(%d more bytes)", len(s)-i)
+			break
+		}
+		n++
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case printable(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
+}
+
+// printable reports whether r may be written to a terminal as it is.
+func printable(r rune) bool {
+	return unicode.IsPrint(r) && !unicode.In(r, unicode.Cf)
+}
+
+func printableString(s string) bool {
+	for i, r := range s {
+		if !printable(r) || (r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError))) {
+			return false
+		}
+	}
+	return true
 }

@@ -36,6 +36,6 @@ later process that reuses the PID is not taken for the service.`, &c, true)
 	if c.json {
 		return printJSON(e.stdout, a)
 	}
-	_, err = fmt.Fprintf(e.stdout, "registered pid %d for port %d (%s)\n", a.PID, a.Port, a.ServiceName)
+	_, err = fmt.Fprintf(e.stdout, "registered pid %d for port %d (%s)\n", a.PID, a.Port, safe(a.ServiceName))
 	return err
 }

@@ -43,6 +43,14 @@ catches the files up by itself when it starts).`, &c, false)
 
 	progress := progressBar(e.stderr)
 	if verify {
+		rep, err := log.VerifyChain()
+		if err != nil {
+			return err
+		}
+		if !rep.OK() {
+			printChainReport(e.stdout, rep)
+			return exitError{code: 1, msg: "the log's hash chain is broken " + describeBreak(*rep.Break) + "; nothing was rebuilt"}
+		}
 		res, err := projection.Replay(layout, log, projection.ReplayOptions{Verify: true, Progress: progress})
 		if err != nil {
 			return err
@@ -56,8 +64,15 @@ catches the files up by itself when it starts).`, &c, false)
 			case 0:
 				fmt.Fprintf(e.stdout, "%s: missing on one side\n", d.File)
 			default:
-				fmt.Fprintf(e.stdout, "%s:%d differs\n  log gives: %s\n  file has:  %s\n", d.File, d.Line, d.Want, d.Got)
+				fmt.Fprintf(e.stdout, "%s:%d differs\n  log gives: %s\n  file has:  %s\n", d.File, d.Line, safe(d.Want), safe(d.Got))
 			}
+		}
+		kept, err := projection.KeepAside(res.Diffs, time.Now())
+		for _, k := range kept {
+			fmt.Fprintf(e.stdout, "kept aside: %s\n", k)
+		}
+		if err != nil {
+			return fmt.Errorf("%w; nothing was rebuilt", err)
 		}
 	}
 	res, err := projection.Replay(layout, log, projection.ReplayOptions{Progress: progress})

@@ -160,7 +160,7 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		fmt.Fprintf(e.stderr, "ledger: could not register pid %d for port %d: %s\n", pid, port, errorText(err))
 	}
 	if !o.quiet {
-		fmt.Fprintf(e.stderr, "ledger: port %d for %s, pid %d\n", port, o.req.ServiceName, pid)
+		fmt.Fprintf(e.stderr, "ledger: port %d for %s, pid %d\n", port, safe(o.req.ServiceName), pid)
 	}
 
 	done := make(chan struct{})

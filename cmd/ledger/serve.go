@@ -47,7 +47,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var wopts watchdog.Options
 	var ps portserverFlags
 	fs := newFlags(e, "serve", "serve [--addr 127.0.0.1:7999] [--range 8000-8100] [--interval 30s] [--data DIR]", `
-Run the daemon. It owns the ledger file, serves the REST API on the unix
+Run the daemon. At start it checks the log's hash chain from the newest
+snapshot (see 'ledger verify') and refuses to run on a broken chain unless
+--accept-broken-chain is given, which is recorded as an event. It owns the ledger file, serves the REST API on the unix
 socket ledger.sock in the data directory (mode 0600) and on --addr, keeps
 port_registry.json and the daily JSONL logs up to date, and runs the watchdog,
 which checks every allocation every --interval and frees the ports of dead
@@ -62,6 +64,7 @@ A non-loopback --addr needs --token.`, &c, false)
 	fs.IntVar(&wopts.Failures, "failures", watchdog.DefaultFailures, "failed checks in a row before a health change")
 	fs.DurationVar(&wopts.Lease, "lease", watchdog.DefaultLease, "how long a port is kept that never got a PID or a listener")
 	ps.register(e, fs)
+	acceptBroken := fs.Bool("accept-broken-chain", false, "start even though the log's hash chain does not hold (see `ledger verify`); the acceptance is recorded as an event")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
@@ -95,7 +98,7 @@ A non-loopback --addr needs --token.`, &c, false)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	d, err := startDaemon(ctx, c.data, addr, c.token, rng, wopts, logger)
+	d, err := startDaemon(ctx, c.data, addr, c.token, rng, wopts, logger, *acceptBroken)
 	if err != nil {
 		return err
 	}
@@ -153,7 +156,7 @@ func (d *daemon) addrDesc() string {
 
 // startDaemon opens everything and starts serving. On error nothing is left
 // running or open.
-func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range, wopts watchdog.Options, logger *slog.Logger) (_ *daemon, err error) {
+func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range, wopts watchdog.Options, logger *slog.Logger, acceptBroken bool) (_ *daemon, err error) {
 	layout := ledger.Layout{Dir: data}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -176,6 +179,9 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 			d.closeAll()
 		}
 	}()
+	if err = checkChainAtStart(log, acceptBroken, logger); err != nil {
+		return nil, err
+	}
 	metrics := httpapi.NewMetrics(httpapi.MetricsConfig{Version: Version, LogSize: log.Size})
 	if d.svc, err = commands.New(commands.Config{Log: log, Observer: metrics}); err != nil {
 		return nil, err
@@ -196,7 +202,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	d.wd = watchdog.New(d.svc, wopts)
 	handler := httpapi.NewServer(httpapi.Config{
 		Service: importer{d.svc, d}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
-		Metrics: metrics,
+		Metrics: metrics, Chain: log,
 	})
 
 	if n := len(layout.Socket()); n > maxSocketPath {

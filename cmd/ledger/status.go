@@ -56,6 +56,9 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 	}
 	fmt.Fprintf(w, "Port range %s: %d ports, %d allocated, %d available (%s)\n",
 		pm.PortRange, pm.TotalPorts, pm.AllocatedPorts, pm.AvailablePorts, when)
+	if pm.Chain != nil {
+		fmt.Fprintf(w, "Chain head: link %d, %s (event %s)\n", pm.Chain.Seq, pm.Chain.Link, pm.Chain.ID)
+	}
 	wd := st.Watchdog
 	if wd.Running {
 		fmt.Fprintf(w, "Watchdog: running, every %gs, %d checks, %d issues, %d ports monitored\n",
@@ -75,14 +78,18 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 		if a.PID != 0 {
 			pid = strconv.Itoa(a.PID)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Port, a.ServiceName, pid, a.HealthStatus,
-			a.AllocatedAt.Local().Format("2006-01-02 15:04:05"), a.Purpose)
+		purpose := safe(a.Purpose)
+		if a.ImportedFrom != "" {
+			purpose = "[imported from " + safe(a.ImportedFrom) + "] " + purpose
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Port, safe(a.ServiceName), pid, a.HealthStatus,
+			a.AllocatedAt.Local().Format("2006-01-02 15:04:05"), purpose)
 	}
 	if len(pm.Conflicts) > 0 {
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "FOREIGN LISTENERS IN THE RANGE\t\t\t\t\t")
 		for _, x := range pm.Conflicts {
-			fmt.Fprintf(tw, "%d\t(not allocated)\t%d\t\t%s\t%s\n", x.Port, x.PID, x.DetectedAt.Local().Format("2006-01-02 15:04:05"), x.Command)
+			fmt.Fprintf(tw, "%d\t(not allocated)\t%d\t\t%s\t%s\n", x.Port, x.PID, x.DetectedAt.Local().Format("2006-01-02 15:04:05"), safe(x.Command))
 		}
 	}
 	return tw.Flush()

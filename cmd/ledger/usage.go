@@ -64,7 +64,7 @@ func printUsageTable(w io.Writer, us []ledger.ServiceUsage) error {
 		if u.LongestPort != 0 {
 			longest = fmt.Sprintf("%s (port %d)", round(u.LongestHold), u.LongestPort)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", u.Service, u.Allocations, round(u.TotalHold), longest, u.HeldAtEnd, reasons(u.Releases))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", safe(u.Service)+imported(u), u.Allocations, round(u.TotalHold), longest, u.HeldAtEnd, reasons(u.Releases))
 	}
 	return tw.Flush()
 }
@@ -94,7 +94,15 @@ func reasons(m map[string]int) string {
 		if name == "" {
 			name = "(no reason)"
 		}
-		parts[i] = fmt.Sprintf("%d %s", m[k], name)
+		parts[i] = fmt.Sprintf("%d %s", m[k], safe(name))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// imported marks a service whose holds were partly imported.
+func imported(u ledger.ServiceUsage) string {
+	if u.ImportedHolds == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of %d holds imported)", u.ImportedHolds, u.Holds)
 }

@@ -68,19 +68,19 @@ func printWho(w io.Writer, ans ledger.WhoAnswer, at string) error {
 	}
 	switch {
 	case ans.Holder != nil:
-		fmt.Fprintf(w, "Port %d %s: held by %s.\n", ans.Port, when, ans.Holder.Allocation.ServiceName)
+		fmt.Fprintf(w, "Port %d %s: held by %s.\n", ans.Port, when, safe(ans.Holder.Allocation.ServiceName))
 		printTenure(w, ans.Holder)
 	case !ans.AsOf.IsZero():
 		fmt.Fprintf(w, "Port %d %s: free.\n", ans.Port, when)
 	}
 	if ans.Previous != nil {
-		fmt.Fprintf(w, "\nHeld last before by %s.\n", ans.Previous.Allocation.ServiceName)
+		fmt.Fprintf(w, "\nHeld last before by %s.\n", safe(ans.Previous.Allocation.ServiceName))
 		printTenure(w, ans.Previous)
 	} else if ans.Holder == nil && !ans.AsOf.IsZero() {
 		fmt.Fprintln(w, "\nNobody held it before.")
 	}
 	if ans.Next != nil {
-		fmt.Fprintf(w, "\nHeld next after by %s.\n", ans.Next.Allocation.ServiceName)
+		fmt.Fprintf(w, "\nHeld next after by %s.\n", safe(ans.Next.Allocation.ServiceName))
 		printTenure(w, ans.Next)
 	} else if ans.Holder == nil && at != "" {
 		fmt.Fprintln(w, "\nNobody held it after.")
@@ -95,28 +95,31 @@ func printTenure(w io.Writer, t *ledger.Tenure) {
 	if a.PID != 0 {
 		pid = strconv.Itoa(a.PID)
 	}
-	fmt.Fprintf(w, "  service:    %s\n", a.ServiceName)
+	fmt.Fprintf(w, "  service:    %s\n", safe(a.ServiceName))
 	if a.StartedBy != "" {
-		fmt.Fprintf(w, "  started by: %s\n", a.StartedBy)
+		fmt.Fprintf(w, "  started by: %s\n", safe(a.StartedBy))
 	}
 	fmt.Fprintf(w, "  pid:        %s\n", pid)
 	if a.Purpose != "" {
-		fmt.Fprintf(w, "  purpose:    %s\n", a.Purpose)
+		fmt.Fprintf(w, "  purpose:    %s\n", safe(a.Purpose))
 	}
 	fmt.Fprintf(w, "  health:     %s\n", a.HealthStatus)
 	fmt.Fprintf(w, "  since:      %s (event %s)\n", localTime(a.AllocatedAt), a.EventID)
+	if a.ImportedFrom != "" {
+		fmt.Fprintf(w, "  imported:   from %s (the original port manager's record, not lived by this ledger)\n", safe(a.ImportedFrom))
+	}
 	if t.Release == nil {
 		fmt.Fprintln(w, "  released:   still held")
 		return
 	}
 	r := t.Release
-	reason := r.Reason
+	reason := safe(r.Reason)
 	if reason == "" {
 		reason = "no reason given"
 	}
 	by := ""
 	if r.ReleasedBy != "" {
-		by = " by " + r.ReleasedBy
+		by = " by " + safe(r.ReleasedBy)
 	}
 	fmt.Fprintf(w, "  released:   %s%s: %s (held %s)\n", localTime(r.At), by, reason,
 		time.Duration(r.Duration).Round(time.Second))
