@@ -89,7 +89,7 @@ func TestEveryFamilyAndUDPCountsAsListening(t *testing.T) {
 			ctx := context.Background()
 			port := 23120 + i
 			svc := mustLedger(t, ledger.Range{Lo: port, Hi: port}, commands.Config{})
-			a, err := svc.Allocate(ctx, ledger.AllocateRequest{ServiceName: "svc", PID: os.Getpid()})
+			a, err := svc.Allocate(ctx, ledger.AllocateRequest{ServiceName: "svc"})
 			is.NoErr(err) // allocate
 			c.open(t, port)
 			w := watchdog.New(svc, fast())
