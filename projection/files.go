@@ -133,7 +133,14 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 		f.pos = pending
 		return nil
 	}
-	err := f.log.Scan(f.pos, ulid.ULID{}, func(e ledger.Event) error {
+	// The log is read in chunks, each in a read transaction of its own: a
+	// transaction open for the whole of a long catch-up would keep bbolt
+	// from growing its map of the file, and a commit that must grow it would
+	// wait for the catch-up to end.
+	var scanned uint64
+	from := f.pos
+	visit := func(e ledger.Event) error {
+		scanned++
 		if day := dayFileName(e.At); day != bufDay {
 			if err := flush(); err != nil {
 				return err
@@ -156,8 +163,19 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 		if progress != nil && n%progressEvery == 0 {
 			progress(n)
 		}
+		if scanned%catchUpChunk == 0 {
+			from = e.ID
+			return errChunkDone
+		}
 		return nil
-	})
+	}
+	var err error
+	for {
+		err = f.log.Scan(from, ulid.ULID{}, visit)
+		if err != errChunkDone {
+			break
+		}
+	}
 	if err == nil {
 		err = flush()
 	}
@@ -176,6 +194,12 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	}
 	return n, nil
 }
+
+// catchUpChunk is how many events one read transaction of a catch-up reads.
+var catchUpChunk uint64 = 100_000
+
+// errChunkDone ends one chunk's scan; the catch-up goes on from there.
+var errChunkDone = errors.New("chunk done")
 
 // openDay makes name the open day file, creating it if needed.
 func (f *Files) openDay(name string) error {

@@ -434,3 +434,27 @@ func BenchmarkCatchUpGroup(b *testing.B) {
 		})
 	}
 }
+
+// A catch-up over many events reads the log in chunks, each in its own read
+// transaction, and writes the same files as a replay.
+func TestCatchUpInChunks(t *testing.T) {
+	is := is.New(t)
+	defer func(n uint64) { catchUpChunk = n }(catchUpChunk)
+	catchUpChunk = 3
+	log, layout := mustOpenLog(t)
+	evs := appendBatches(t, log, scenario(), nil)
+
+	files, err := OpenFiles(layout, log)
+	is.NoErr(err) // open files
+	n, err := files.CatchUp()
+	is.NoErr(err)           // one catch-up over every event
+	is.Equal(n, len(evs))   // one line per event, none twice
+	is.NoErr(files.Close()) // close
+	live := readTree(t, layout)
+
+	res, err := Replay(layout, log, ReplayOptions{Verify: true})
+	is.NoErr(err)        // verify
+	is.True(res.Matched) // the chunked catch-up wrote the replay's bytes
+	is.True(len(evs) > 2*int(catchUpChunk))
+	is.Equal(readTree(t, layout), live)
+}

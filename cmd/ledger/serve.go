@@ -194,9 +194,10 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	if d.files, err = projection.OpenFiles(layout, log); err != nil {
 		return nil, fmt.Errorf("projections: %w", err)
 	}
-	if _, err = d.files.CatchUp(); err != nil {
-		return nil, fmt.Errorf("projections: %w", err)
-	}
+	// The files are caught up behind the API, by project below: a first
+	// start on a large log without its files (after a restore, a large
+	// import, or the logs folder deleted) writes gigabytes of JSONL, and
+	// the log, not the files, answers every request meanwhile.
 	wopts.Logger = logger
 	wopts.OnSweep = metrics.Sweep
 	d.wd = watchdog.New(d.svc, wopts)
@@ -300,8 +301,14 @@ func (d *daemon) project(ctx context.Context) {
 const projectEvery = 100 * time.Millisecond
 
 func (d *daemon) catchUp() {
-	if _, err := d.files.CatchUp(); err != nil {
+	start := time.Now()
+	n, err := d.files.CatchUp()
+	if err != nil {
 		d.logger.Error("projections", "err", err)
+		return
+	}
+	if took := time.Since(start); took > time.Second {
+		d.logger.Info("projection files caught up", "events", n, "took", took.Round(time.Millisecond))
 	}
 }
 
