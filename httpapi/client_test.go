@@ -76,9 +76,10 @@ func TestClientRoundTrip(t *testing.T) {
 	is.NoErr(err)                    // allocation
 	is.True(sameJSON(t, got, local)) // same as local
 
-	a, err = c.RegisterPID(ctx, a.Port, os.Getpid())
+	pid := sleeper(t)
+	a, err = c.RegisterPID(ctx, a.Port, pid)
 	is.NoErr(err)                  // register pid
-	is.Equal(a.PID, os.Getpid())   // recorded
+	is.Equal(a.PID, pid)           // recorded
 	is.True(a.PIDStartedAt != nil) // with its start time
 
 	is.NoErr(c.ReportStats(ctx, a.Port, 10, 1)) // report stats

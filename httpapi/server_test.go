@@ -131,7 +131,7 @@ func TestAllocationLifecycle(t *testing.T) {
 	is.Equal(len(list), 1) // only the worker
 	checkAllocationJSON(t, list[0].(map[string]any), other)
 
-	pid := os.Getpid()
+	pid := sleeper(t)
 	status, m = e.call(t, "POST", fmt.Sprintf("/api/ports/allocations/%d/pid", port), fmt.Sprintf(`{"pid":%d}`, pid), "")
 	is.Equal(status, http.StatusOK)    // register pid
 	is.Equal(m["pid"], float64(pid))   // answers the allocation with the pid
