@@ -36,6 +36,7 @@ import (
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/httpapi"
 	"github.com/portledger/portledger/ledger"
+	bolt "go.etcd.io/bbolt"
 )
 
 func main() {
@@ -58,7 +59,8 @@ func run(args []string, out io.Writer) error {
 	addr := fs.String("addr", "", "an existing daemon's address (default: start one in this process on a temp dir)")
 	token := fs.String("token", "", "bearer token for --addr")
 	rng := fs.String("range", "48000-48999", "managed range of the in-process daemon")
-	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release), allocate (allocate only, each client releasing its port untimed), or etcd-put (one durable put to the etcd at --addr, the anchor)")
+	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release), allocate (allocate only, each client releasing its port untimed), etcd-put (one durable put to the etcd at --addr, the anchor), or bbolt-update (one bare bbolt Update of a fresh file in --dir, the disk's anchor)")
+	dir := fs.String("dir", "", "where --op bbolt-update puts its file (default: the temp dir), on the disk to measure")
 	pid := fs.Int("pid", 0, "the server's process ID: report its CPU time per write (Linux)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
@@ -75,8 +77,21 @@ func run(args []string, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if *clients < 1 || *duration <= 0 || (*op != "cycle" && *op != "allocate" && *op != "etcd-put") {
-		return errors.New("--clients must be >= 1, --duration > 0, --op cycle, allocate or etcd-put")
+	if *clients < 1 || *duration <= 0 || !slices.Contains([]string{"cycle", "allocate", "etcd-put", "bbolt-update"}, *op) {
+		return errors.New("--clients must be >= 1, --duration > 0, --op cycle, allocate, etcd-put or bbolt-update")
+	}
+	var anchorDB *bolt.DB
+	if *op == "bbolt-update" {
+		d, err := os.MkdirTemp(*dir, "ledger-load-bbolt-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		if anchorDB, err = bolt.Open(filepath.Join(d, "anchor.db"), 0o600, nil); err != nil {
+			return err
+		}
+		defer anchorDB.Close()
+		*addr = "bbolt" // no daemon to start
 	}
 	if *op == "etcd-put" && *addr == "" {
 		return errors.New("--op etcd-put needs --addr, the etcd client URL")
@@ -110,8 +125,12 @@ func run(args []string, out io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if *op == "etcd-put" {
+			switch *op {
+			case "etcd-put":
 				results[i] = driveEtcd(ctx, base, i)
+				return
+			case "bbolt-update":
+				results[i] = driveBolt(ctx, anchorDB, i)
 				return
 			}
 			results[i] = drive(ctx, httpapi.NewClient(base, *token), fmt.Sprintf("load-%03d", i), *op)
@@ -143,7 +162,7 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "latency p50=%s p90=%s p99=%s max=%s\n", pct(0.50), pct(0.90), pct(0.99), pct(1))
 	if *pid != 0 && ops > 0 {
 		writes := ops
-		if *op != "etcd-put" {
+		if *op == "cycle" || *op == "allocate" {
 			writes = 2 * ops // an allocate and a release
 		}
 		fmt.Fprintf(out, "server cpu=%s per write=%s\n", cpu1-cpu0, ((cpu1 - cpu0) / time.Duration(writes)).Round(100*time.Nanosecond))
@@ -236,6 +255,30 @@ func driveEtcd(ctx context.Context, base string, client int) result {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
+			r.errs++
+			continue
+		}
+		r.latencies = append(r.latencies, time.Since(t0))
+		r.ops++
+	}
+	return r
+}
+
+// driveBolt commits one small put per bbolt Update until ctx ends: what one
+// durable write costs on this disk, with nothing else around it.
+func driveBolt(ctx context.Context, db *bolt.DB, client int) result {
+	var r result
+	val := []byte(`{"service_name":"load","started_by":"ledger-load"}`)
+	for i := 0; ctx.Err() == nil; i++ {
+		t0 := time.Now()
+		err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("anchor"))
+			if err != nil {
+				return err
+			}
+			return b.Put(fmt.Appendf(nil, "%03d/%012d", client, i), val)
+		})
+		if err != nil {
 			r.errs++
 			continue
 		}

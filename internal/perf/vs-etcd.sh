@@ -6,7 +6,11 @@
 # alternating, so both see the same disk and the same noise.
 #
 #   internal/perf/vs-etcd.sh                       # 16 clients, 10 s a run, 2 rounds
-#   CLIENTS=1 OP=cycle internal/perf/vs-etcd.sh    # one client: latency
+#   CLIENTS=1 internal/perf/vs-etcd.sh              # one client: latency, against a
+#                                                   # bare bbolt Update on the same disk
+#
+# Each round also times whole `ledger allocate` processes through the daemon
+# against a Go hello world's whole run (PROCS=0 skips it).
 #
 # etcd comes from the machine's package manager: `apt-get install -y etcd-server`
 # (Debian) gives /usr/bin/etcd. A cycle is two writes (allocate, release); an
@@ -18,6 +22,7 @@ CLIENTS=${CLIENTS:-16}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-2}
 OP=${OP:-cycle}
+PROCS=${PROCS:-40}
 command -v etcd >/dev/null || { echo "vs-etcd.sh: etcd not found; install it: apt-get install -y etcd-server" >&2; exit 1; }
 
 tmp=$(mktemp -d)
@@ -28,6 +33,22 @@ trap cleanup EXIT
 
 go build -o "$tmp/ledger" ./cmd/ledger
 go build -o "$tmp/ledger-load" ./cmd/ledger-load
+mkdir "$tmp/hello-src"
+printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n' >"$tmp/hello-src/main.go"
+(cd "$tmp/hello-src" && GO111MODULE=off go build -o "$tmp/hello" .)
+
+# p50 runs a command PROCS times and prints the median wall time of one run.
+p50() {
+  local times=()
+  for _ in $(seq "$PROCS"); do
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" >/dev/null
+    t1=$(date +%s%N)
+    times+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f ms\n", a[int((NR+1)/2)]/1000}'
+}
 
 mkdir -m 700 "$tmp/data"
 LEDGER_DATA="$tmp/data" "$tmp/ledger" serve --addr 127.0.0.1:17999 --range 40000-40999 >"$tmp/ledger.log" 2>&1 &
@@ -50,4 +71,11 @@ for r in $(seq "$ROUNDS"); do
   "$tmp/ledger-load" --addr 127.0.0.1:17999 --token "$token" --clients "$CLIENTS" --duration "$DURATION" --op "$OP" --pid "$lpid"
   echo "--- round $r: etcd (durable put, one write each)"
   "$tmp/ledger-load" --addr 127.0.0.1:12379 --clients "$CLIENTS" --duration "$DURATION" --op etcd-put --pid "$epid"
+  echo "--- round $r: a bare bbolt Update on the same disk (one write each)"
+  "$tmp/ledger-load" --dir "$tmp" --clients "$CLIENTS" --duration "$DURATION" --op bbolt-update
+  if [ "$PROCS" -gt 0 ]; then
+    echo "--- round $r: whole processes, p50 of $PROCS runs each"
+    echo "hello world: $(p50 "$tmp/hello")"
+    echo "ledger allocate via the daemon: $(p50 env LEDGER_DATA="$tmp/data" "$tmp/ledger" allocate --service "proc-$r")"
+  fi
 done
