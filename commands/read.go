@@ -95,7 +95,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	if q.Since != zeroID && q.Until != zeroID && q.Since.Compare(q.Until) > 0 {
 		return nil, ledger.Errorf(ledger.EINVALID, "since is after until")
 	}
-	if q.Newest && q.Port != 0 && q.Service == "" {
+	if q.Newest && q.Port != 0 && q.Service == "" && q.Type == "" {
 		return l.portHistoryBack(ctx, q)
 	}
 	var out []ledger.Event
@@ -115,6 +115,9 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 			}
 		}
 	}
+	if q.Type != "" && q.Type.Action() == string(q.Type) {
+		return nil, ledger.Errorf(ledger.EINVALID, "event type %q: unknown", q.Type)
+	}
 	keep := func(e ledger.Event) bool {
 		if holders == nil {
 			return true
@@ -131,7 +134,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	}
 	errStop := fmt.Errorf("stop")
 	visit := func(e ledger.Event) error {
-		if keep(e) {
+		if keep(e) && (q.Type == "" || e.Type == q.Type) {
 			if q.Newest && q.Limit > 0 && len(out) == 2*q.Limit {
 				// Newest first without the port index: keep only the
 				// newest Limit seen so far, so memory stays bounded.

@@ -170,6 +170,9 @@ func (c *Client) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 		if q.Newest {
 			v.Set("order", "newest")
 		}
+		if q.Type != "" {
+			v.Set("type", string(q.Type))
+		}
 		var body historyBody
 		if err := c.do(ctx, http.MethodGet, "/api/ports/history", v, nil, &body); err != nil {
 			return nil, err

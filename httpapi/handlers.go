@@ -270,6 +270,7 @@ func handleHistory(svc ledger.Service, now func() time.Time, log *slog.Logger) h
 			}
 		}
 		hq.Service = q.Get("service")
+		hq.Type = ledger.EventType(q.Get("type"))
 		if hq.Since, err = querySince(r, "since", now); err != nil {
 			return err
 		}

@@ -143,6 +143,8 @@ type HistoryQuery struct {
 	// Limit of them. A port's newest page is read backwards through the
 	// port index, without walking the port's older history.
 	Newest bool
+	// Type keeps only the events of this type ("": every type).
+	Type EventType
 }
 
 // Status is the answer of GET /api/ports/status, in the original port

@@ -52,6 +52,9 @@ for a port free for UDP, --proto both for TCP and UDP.`, &c, true)
 	if c.json {
 		return printJSON(e.stdout, a)
 	}
-	_, err = fmt.Fprintln(e.stdout, a.Port)
-	return err
+	if _, err = fmt.Fprintln(e.stdout, a.Port); err != nil {
+		return err
+	}
+	noteEnvRange(&c, a.Port)
+	return nil
 }

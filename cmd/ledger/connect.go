@@ -54,7 +54,6 @@ func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *fl
 	fs.StringVar(&c.data, "data", envOr(e, "LEDGER_DATA", ledger.DefaultDataDir(e.getenv)), "data directory (env LEDGER_DATA)")
 	fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
 	fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
-	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI; recorded in the ledger when it changes (env LEDGER_RANGE)")
 	if withJSON {
 		fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
 	}
@@ -137,26 +136,7 @@ const embeddedLockTimeout = 10 * time.Second
 // opens the ledger file in this process. An explicit --addr that does not
 // answer is an error, never a silent fallback to another ledger.
 func connect(ctx context.Context, c *common) (*backend, error) {
-	layout := ledger.Layout{Dir: c.data}
-	var rng ledger.Range
-	if c.rng != "" {
-		r, err := ledger.ParseRange(c.rng)
-		if err != nil {
-			return nil, usageError{msg: ledger.ErrorMessage(err)}
-		}
-		rng = r
-	}
-	b, err := dial(ctx, c, layout)
-	if err != nil {
-		return nil, err
-	}
-	if rng != (ledger.Range{}) {
-		if err := b.SetRange(ctx, rng); err != nil {
-			b.Close()
-			return nil, err
-		}
-	}
-	return b, nil
+	return dial(ctx, c, ledger.Layout{Dir: c.data})
 }
 
 func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error) {

@@ -113,8 +113,9 @@ func TestBadInputExitsNonZeroAndChangesNothing(t *testing.T) {
 		{"pid of no process", []string{"register-pid", "45500", "4194000"}, 1},
 		{"pid not a number", []string{"register-pid", "45500", "abc"}, 2},
 		{"release a free port", []string{"release", "45599"}, 1},
-		{"malformed range", []string{"allocate", "--service", "a", "--range", "9000-8000"}, 2},
-		{"range not numbers", []string{"status", "--range", "lots"}, 2},
+		{"malformed range", []string{"range", "set", "9000-8000"}, 2},
+		{"range not numbers", []string{"range", "set", "lots"}, 2},
+		{"range on a read", []string{"status", "--range", "9000-9100"}, 2},
 		{"bad --at", []string{"status", "--at", "yesterday-ish"}, 2},
 		{"future --at", []string{"status", "--at", "2999-01-01"}, 2},
 	}

@@ -95,6 +95,7 @@ func subcommands() []subcommand {
 		{"compact", "give back the disk space the ledger file keeps (offline)", runCompact},
 		{"check", "run one watchdog sweep now", runCheck},
 		{"verify", "walk the log's hash chain and name the first broken link", runVerify},
+		{"range", "show the managed port range and its history; 'range set LO-HI' changes it", runRangeCmd},
 		{"run", "run a command on a port of its own: allocate, start, watch, release", runRun},
 		{"events", "print events after a position, and follow new ones", runEvents},
 		{"version", "print the version", runVersion},
@@ -157,8 +158,8 @@ Run 'ledger <subcommand> --help' for its flags. Every subcommand takes --data.
 When 'ledger serve' runs, other subcommands go through it; otherwise they open
 the ledger file themselves.
 
-Environment: LEDGER_DATA (--data), LEDGER_ADDR (--addr), LEDGER_RANGE (--range),
-LEDGER_TOKEN (--token), LEDGER_SERVICE (--service),
+Environment: LEDGER_DATA (--data), LEDGER_ADDR (--addr), LEDGER_TOKEN (--token),
+LEDGER_SERVICE (--service), LEDGER_RANGE (serve --range, at start only),
 LEDGER_PORTSERVER (serve --portserver).
 `)
 	io.WriteString(w, b.String())

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 // developer's own ledger and tests that share no files can run in parallel.
 func testEnv(t testing.TB, kv ...string) func(string) string {
 	t.Helper()
-	m := map[string]string{"HOME": filepath.Join(t.TempDir(), "home")}
+	m := map[string]string{"HOME": filepath.Join(t.TempDir(), "home"), "XDG_RUNTIME_DIR": t.TempDir()}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}

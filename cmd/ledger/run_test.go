@@ -447,7 +447,10 @@ func TestRunThroughDaemon(t *testing.T) {
 func TestRunInProcess(t *testing.T) {
 	_, child := runBinaries(t)
 	data := t.TempDir()
-	common := []string{"--data", data, "--range", runRange, "--addr", ""}
+	common := []string{"--data", data, "--addr", ""}
+	if err := Run(context.Background(), []string{"range", "set", runRange, "--data", data}, testEnv(t), strings.NewReader(""), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		args   []string

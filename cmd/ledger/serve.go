@@ -59,6 +59,7 @@ With --portserver it also answers portpicker's portserver protocol
 process, released by the watchdog when that process is gone.
 SIGINT or SIGTERM stop it cleanly. --addr '' serves the unix socket only.
 A non-loopback --addr needs --token.`, &c, false)
+	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI, set at start and recorded in the ledger when it changes (env LEDGER_RANGE)")
 	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
 	fs.DurationVar(&wopts.StartGrace, "start-grace", watchdog.DefaultStartGrace, "time a new allocation may take to start listening")
 	fs.IntVar(&wopts.Failures, "failures", watchdog.DefaultFailures, "failed checks in a row before a health change")

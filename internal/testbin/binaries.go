@@ -53,7 +53,8 @@ type Binaries struct {
 	dirErr  error
 
 	mu     sync.Mutex
-	builds map[string]*build // by package
+	builds map[string]*build     // by package
+	ranges map[string]*sync.Once // by data directory and range: setRange
 }
 
 // build is one program, built once.

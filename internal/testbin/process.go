@@ -35,11 +35,43 @@ func Env(data, portRange string) []string {
 // Command returns the ledger binary with args, set up by Env for a data
 // directory and a port range. It builds the binary on first use and fails
 // tb if the build failed.
+//
+// LEDGER_RANGE reaches `ledger serve` alone (its range at start): no other
+// command changes the range. So the first Command of a data directory that
+// is not a `serve` first runs `ledger range set` with portRange, as a user
+// would once, and the test's commands then allocate inside portRange. Its
+// failure is left for the test's own command to meet (a damaged ledger, a
+// read-only directory).
 func (b *Binaries) Command(tb testing.TB, data, portRange string, args ...string) *exec.Cmd {
 	tb.Helper()
-	cmd := exec.Command(b.Ledger(tb), args...)
+	bin := b.Ledger(tb)
+	if len(args) == 0 || args[0] != "serve" {
+		b.setRange(bin, data, portRange)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = Env(data, portRange)
 	return cmd
+}
+
+// setRange runs `ledger range set portRange` on data, once per data
+// directory and range.
+func (b *Binaries) setRange(bin, data, portRange string) {
+	key := data + "\x00" + portRange
+	b.mu.Lock()
+	if b.ranges == nil {
+		b.ranges = map[string]*sync.Once{}
+	}
+	once := b.ranges[key]
+	if once == nil {
+		once = &sync.Once{}
+		b.ranges[key] = once
+	}
+	b.mu.Unlock()
+	once.Do(func() {
+		cmd := exec.Command(bin, "range", "set", portRange)
+		cmd.Env = Env(data, portRange)
+		_ = cmd.Run()
+	})
 }
 
 // Run runs cmd to the end and returns its stdout, its stderr and its exit
