@@ -49,7 +49,7 @@ func TestHistoryNewestFirst(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			oldest, err := l.History(ctx, tc.q)
-			is.NoErr(err) // oldest first
+			is.NoErr(err)             // oldest first
 			is.True(len(oldest) >= 1) // the query matches something
 			want := slices.Clone(oldest)
 			slices.Reverse(want)

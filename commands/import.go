@@ -34,9 +34,12 @@ func (l *Ledger) commitRuns(batch []*request) {
 // Import writes events made from the original port manager's files (see
 // ReadOriginal) into the past of the log. Events the ledger already has, by
 // ID, are counted as duplicates and left alone, so importing the same files
-// twice writes nothing the second time. A live allocation of the old
-// registry (an event whose source is RegistryFile) is skipped when its port
-// is held now. Nothing already in the ledger changes.
+// twice writes nothing the second time. An import writes the past only
+// (see import_rules.go): an event of a type the original never wrote, with
+// a string the live API would refuse, dated at or after the ledger's own
+// first event on its port, or that would change who holds a port now,
+// refuses the whole import with EINVALID, naming the event's position and
+// file:line. Nothing already in the ledger changes.
 //
 // The import runs on the writer, between two groups of commands: it writes
 // the events and their index in one transaction, which also drops the
@@ -45,7 +48,8 @@ func (l *Ledger) commitRuns(batch []*request) {
 // past: the caller rebuilds them (projection.Replay, or Files.Rebuild).
 //
 // It returns EINVALID, writing nothing, for an event without an ID or an
-// import source, one in the future, or one that does not encode.
+// import source, one in the future, one that does not encode, or one that
+// breaks the rules above.
 func (l *Ledger) Import(ctx context.Context, evs []ledger.Event) (ledger.ImportResult, error) {
 	var res ledger.ImportResult
 	now := l.cfg.Now()
@@ -53,10 +57,10 @@ func (l *Ledger) Import(ctx context.Context, evs []ledger.Event) (ledger.ImportR
 	for i := range evs {
 		e := &evs[i]
 		if err := validateImported(e, now); err != nil {
-			return res, err
+			return res, importRefused(i, e, "%s", ledger.ErrorMessage(err))
 		}
 		if seen[e.ID] {
-			return res, ledger.Errorf(ledger.EINVALID, "event %s is given twice", e.ID)
+			return res, importRefused(i, e, "event %s is given twice", e.ID)
 		}
 		seen[e.ID] = true
 	}
@@ -79,18 +83,22 @@ func validateImported(e *ledger.Event, now time.Time) error {
 	if e.Imported == nil || e.Imported.File == "" {
 		return ledger.Errorf(ledger.EINVALID, "event %s: imported events name their source file", e.ID)
 	}
-	if int64(e.ID.Time()) > now.UnixMilli() {
-		return ledger.Errorf(ledger.EINVALID, "event %s (%s:%d): its time is in the future", e.ID, e.Imported.File, e.Imported.Line)
+	if err := validateText("imported_from", e.Imported.File, MaxPurpose); err != nil {
+		return err
 	}
-	if e.Type != ledger.EventRangeChanged {
-		if err := ledger.CheckPort(e.Port); err != nil {
-			return ledger.Errorf(ledger.EINVALID, "event %s (%s:%d): %s", e.ID, e.Imported.File, e.Imported.Line, ledger.ErrorMessage(err))
-		}
+	if int64(e.ID.Time()) > now.UnixMilli() {
+		return ledger.Errorf(ledger.EINVALID, "its time is in the future")
+	}
+	if !importable(e.Type) {
+		return ledger.Errorf(ledger.EINVALID, "%s events are not importable: the original port manager wrote only allocate, register_pid, health_change, stats and release", e.Type)
+	}
+	if err := ledger.CheckPort(e.Port); err != nil {
+		return err
 	}
 	if _, err := ledger.AppendEncoded(nil, e); err != nil {
-		return ledger.Errorf(ledger.EINVALID, "event %s (%s:%d): %v", e.ID, e.Imported.File, e.Imported.Line, err)
+		return ledger.Errorf(ledger.EINVALID, "%v", err)
 	}
-	return nil
+	return validateImportedStrings(e)
 }
 
 // importRun is the writer's part of Import.
@@ -104,26 +112,21 @@ func (l *Ledger) importRun(evs []ledger.Event) (ledger.ImportResult, error) {
 	if err != nil {
 		return res, err
 	}
-	l.mu.RLock()
-	held := make(map[int]bool, len(l.reg.Allocs))
-	for p := range l.reg.Allocs {
-		held[p] = true
-	}
-	l.mu.RUnlock()
 	fresh := make([]ledger.Event, 0, len(evs))
-	for _, e := range evs {
-		switch {
-		case have[e.ID]:
+	index := make(map[ulid.ULID]int, len(evs))
+	for i, e := range evs {
+		if have[e.ID] {
 			res.Duplicates++
-		case e.Imported.File == RegistryFile && held[e.Port]:
-			res.Skipped = append(res.Skipped, ledger.ImportProblem{File: e.Imported.File, Line: e.Imported.Line,
-				Reason: fmt.Sprintf("port %d is held now: the old registry's allocation is not imported", e.Port)})
-		default:
-			fresh = append(fresh, e)
+			continue
 		}
+		fresh = append(fresh, e)
+		index[e.ID] = i
 	}
 	if len(fresh) == 0 {
 		return res, nil
+	}
+	if err := l.checkPastOnly(fresh, index); err != nil {
+		return res, err
 	}
 	if err := l.log.Insert(fresh); err != nil {
 		return res, err

@@ -40,7 +40,9 @@ func ValidateServiceName(name string) error {
 }
 
 // validateText checks a free-text field: valid UTF-8, bounded, no control
-// characters (which would break log lines and terminals).
+// characters (which would break log lines and terminals) and no Unicode
+// format characters (which reorder or hide text). It is the one check of
+// every string that enters the log, through the API or an import.
 func validateText(field, s string, limit int) error {
 	if len(s) > limit {
 		return ledger.Errorf(ledger.EINVALID, "%s is %d bytes long; the limit is %d", field, len(s), limit)
@@ -51,8 +53,17 @@ func validateText(field, s string, limit int) error {
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return ledger.Errorf(ledger.EINVALID, "%s contains control characters", field)
 	}
+	if i := strings.IndexFunc(s, isFormat); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return ledger.Errorf(ledger.EINVALID, "%s contains the Unicode format character %U, which changes how text is shown", field, r)
+	}
 	return nil
 }
+
+// isFormat reports whether r is a Unicode format character (category Cf),
+// such as U+202E RIGHT-TO-LEFT OVERRIDE or U+200B ZERO WIDTH SPACE, which
+// reorder or hide what a terminal shows.
+func isFormat(r rune) bool { return unicode.In(r, unicode.Cf) }
 
 // validatePID checks the shape of a PID; whether it is alive is asked of the OS.
 func validatePID(pid int) error {
