@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/portledger/portledger/ledger"
 )
@@ -25,7 +24,8 @@ func handle(log *slog.Logger, fn handlerFunc) http.HandlerFunc {
 }
 
 // requireToken refuses, with 401 and the JSON error, every request that does
-// not carry "Authorization: Bearer <token>". An empty token lets all through.
+// not carry "Authorization: Bearer <token>" or the dashboard's session cookie
+// with the token. An empty token lets all through.
 // Both sides are hashed before the constant-time compare so that not even the
 // token's length shows in the timing.
 func requireToken(token string, log *slog.Logger) func(http.Handler) http.Handler {
@@ -35,7 +35,7 @@ func requireToken(token string, log *slog.Logger) func(http.Handler) http.Handle
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got, ok := requestToken(r)
 			sum := sha256.Sum256([]byte(got))
 			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="portledger"`)

@@ -23,6 +23,10 @@ func routes(cfg Config) http.Handler {
 	r.MethodNotAllowed(handleMethodNotAllowed(log))
 
 	r.Get("/healthz", handleHealthz(log))
+	r.Get("/login", handleLogin(cfg.Token, log))
+	web := handleDashboardFiles()
+	r.Get("/", web.ServeHTTP)
+	r.Get("/ui/*", web.ServeHTTP)
 	if cfg.Metrics != nil {
 		r.With(requireToken(cfg.Token, log)).Get("/metrics", cfg.Metrics.handler().ServeHTTP)
 	}

@@ -58,7 +58,13 @@ With --portserver it also answers portpicker's portserver protocol
 (PORTSERVER_ADDRESS): each answer is an allocation held by the asking
 process, released by the watchdog when that process is gone.
 SIGINT or SIGTERM stop it cleanly. --addr '' serves the unix socket only.
-A non-loopback --addr needs --token.`, &c, false)
+A non-loopback --addr needs --token.
+
+On --addr it also serves the dashboard at / (the range, the allocations live,
+a time slider over the log's life, each port's timeline, usage per service)
+and Prometheus metrics at /metrics. It prints the dashboard's URL; with a
+token, that URL hands the token to the browser once, as a session cookie, so
+the page's release button works.`, &c, false)
 	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI, set at start and recorded in the ledger when it changes (env LEDGER_RANGE)")
 	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
 	fs.DurationVar(&wopts.StartGrace, "start-grace", watchdog.DefaultStartGrace, "time a new allocation may take to start listening")
@@ -115,6 +121,11 @@ A non-loopback --addr needs --token.`, &c, false)
 		defer gone()
 	}
 	logger.Info("serving", "data", c.data, "socket", d.layout.Socket(), "addr", d.addrDesc(), "range", d.svc.Registry().Range.String())
+	if d.tcp != nil {
+		// The link hands the token to the browser once (a session cookie),
+		// for the dashboard's write buttons.
+		logger.Info("dashboard", "url", httpapi.DashboardURL("http://"+d.tcp.Addr().String(), c.token))
+	}
 	<-ctx.Done()
 	logger.Info("stopping")
 	return d.shutdown()

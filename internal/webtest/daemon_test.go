@@ -27,6 +27,8 @@ type daemon struct {
 	addr string // host:port
 	base string // http://host:port
 	cmd  *exec.Cmd
+	// stderr is what the daemon logged so far.
+	stderr *testbin.Buffer
 }
 
 // startDaemon starts `ledger serve` with extra flags on a free loopback
@@ -55,7 +57,7 @@ func startDaemon(tb testing.TB, data string, flags ...string) *daemon {
 			tb.Errorf("daemon did not stop; stderr:\n%s", errOut.String())
 		}
 	})
-	d := &daemon{data: data, addr: addr, base: "http://" + addr, cmd: cmd}
+	d := &daemon{data: data, addr: addr, base: "http://" + addr, cmd: cmd, stderr: errOut}
 	testbin.WaitFor(tb, "daemon answers on "+addr, func() bool {
 		select {
 		case err := <-served:
