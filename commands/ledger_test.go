@@ -177,6 +177,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 			_, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "a", Purpose: "x\x1b[31m"})
 			return err
 		}, ledger.EINVALID},
+		{"right-to-left override in started_by", func() error {
+			_, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "a", StartedBy: "evil\u202eexe.txt"})
+			return err
+		}, ledger.EINVALID},
+		{"zero width space in a release reason", func() error {
+			_, err := l.Release(ctx, ledger.ReleaseRequest{Port: held.Port, Reason: "done\u200b"})
+			return err
+		}, ledger.EINVALID},
 		{"port 0 via pid", func() error { _, err := l.RegisterPID(ctx, 0, self); return err }, ledger.EINVALID},
 		{"port 70000", func() error {
 			_, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "a", Port: 70000})
