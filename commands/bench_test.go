@@ -62,11 +62,14 @@ func BenchmarkAllocateWithSubscribers(b *testing.B) {
 			ctx := context.Background()
 			var wg sync.WaitGroup
 			for range subs {
-				s := l.Subscribe(1024)
+				s, err := l.Subscribe(ctx, ledger.SubscribeRequest{Buffer: 1024})
+				if err != nil {
+					b.Fatal(err)
+				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for range s.C {
+					for range s.C() {
 					}
 				}()
 			}

@@ -47,7 +47,7 @@ type Ledger struct {
 	reg *projection.Registry
 
 	subMu sync.Mutex
-	subs  map[*Subscription]struct{}
+	subs  map[*subscription]struct{}
 	pubq  chan []ledger.Event // committed groups, in order, for the publisher
 	pubed chan struct{}       // closed when the publisher has ended
 
@@ -60,7 +60,10 @@ type Ledger struct {
 	done          chan struct{}
 }
 
-var _ ledger.Service = (*Ledger)(nil)
+var (
+	_ ledger.Service      = (*Ledger)(nil)
+	_ ledger.EventService = (*Ledger)(nil)
+)
 
 // New folds the registry out of cfg.Log (from the newest snapshot on) and
 // starts the writer. Close stops it; the log stays open.
@@ -90,7 +93,7 @@ func New(cfg Config) (*Ledger, error) {
 		cfg:   cfg,
 		log:   cfg.Log,
 		reqs:  make(chan *request, 4*DefaultMaxBatch),
-		subs:  make(map[*Subscription]struct{}),
+		subs:  make(map[*subscription]struct{}),
 		pubq:  make(chan []ledger.Event, 1024),
 		pubed: make(chan struct{}),
 		stats: make(map[int]*pendingStats),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
@@ -349,8 +350,10 @@ func TestSubscriptionDropsSlowReader(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
 	l := MustOpen(t, commands.Config{PortFree: func(int) error { return nil }})
-	fast := l.Subscribe(100)
-	slow := l.Subscribe(1)
+	fast, err := l.Subscribe(ctx, ledger.SubscribeRequest{Buffer: 100})
+	is.NoErr(err)
+	slow, err := l.Subscribe(ctx, ledger.SubscribeRequest{Buffer: 1})
+	is.NoErr(err)
 	defer fast.Close()
 	defer slow.Close()
 	for i := range 3 {
@@ -358,15 +361,66 @@ func TestSubscriptionDropsSlowReader(t *testing.T) {
 		is.NoErr(err)
 	}
 	for range 3 {
-		e := <-fast.C
+		e := <-fast.C()
 		is.Equal(e.Type, ledger.EventAllocated) // the fast reader sees every event
 	}
-	is.True(slow.Dropped()) // the slow reader is dropped, not waited for
 	n := 0
-	for range slow.C {
+	for range slow.C() {
 		n++
 	}
-	is.Equal(n, 1) // it got what fit in its buffer, then its channel closed
+	is.Equal(n, 1)                                    // it got what fit in its buffer, then its channel closed
+	is.True(errors.Is(slow.Err(), ledger.ErrDropped)) // the slow reader is dropped, not waited for
+	is.Equal(ledger.ErrorCode(slow.Err()), ledger.EUNAVAILABLE)
+}
+
+// TestSubscribeAfter checks the catch-up of a subscription with an After:
+// every event after it from the log, then the live ones, each once, in
+// order; and the ends of a subscription: Close, its context, a bad buffer.
+func TestSubscribeAfter(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	l := MustOpen(t, commands.Config{PortFree: func(int) error { return nil }})
+	var ids []ulid.ULID
+	for i := range 5 {
+		a, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: fmt.Sprintf("s%d", i)})
+		is.NoErr(err)
+		ids = append(ids, a.EventID)
+	}
+	sub, err := l.Subscribe(ctx, ledger.SubscribeRequest{After: ids[1]})
+	is.NoErr(err)
+	for i := 5; i < 8; i++ {
+		a, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: fmt.Sprintf("s%d", i)})
+		is.NoErr(err)
+		ids = append(ids, a.EventID)
+	}
+	for _, want := range ids[2:] {
+		select {
+		case e := <-sub.C():
+			is.Equal(e.ID, want) // the past after After, then the live events, in order
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10s")
+		}
+	}
+	sub.Close()
+	for e := range sub.C() {
+		t.Fatalf("event %s after the last one", e.ID) // each event once
+	}
+	is.NoErr(sub.Err()) // ended by Close
+
+	cctx, cancel := context.WithCancel(ctx)
+	live, err := l.Subscribe(cctx, ledger.SubscribeRequest{})
+	is.NoErr(err)
+	cancel()
+	select {
+	case _, open := <-live.C():
+		is.True(!open) // the end of the context ends the subscription
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription outlived its context")
+	}
+	is.NoErr(live.Err()) // ended by its context
+
+	_, err = l.Subscribe(ctx, ledger.SubscribeRequest{Buffer: -1})
+	is.Equal(ledger.ErrorCode(err), ledger.EINVALID) // a negative buffer is refused
 }
 
 func TestProbePortFreeAfterTimeWait(t *testing.T) {

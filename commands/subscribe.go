@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"sync"
 
 	"github.com/oklog/ulid/v2"
@@ -8,26 +9,40 @@ import (
 	"github.com/portledger/portledger/ledger"
 )
 
-// Subscription receives every event after it was made, as it commits. A
-// subscriber that falls behind by more than its buffer is dropped: C is
-// closed and Dropped reports true, so a slow reader never slows the writer.
-type Subscription struct {
-	C <-chan ledger.Event
+// replayPage is how many past events one read takes while a subscription
+// with an After catches up.
+const replayPage = 1000
 
-	c       chan ledger.Event
-	from    ulid.ULID // events up to this one were committed before the subscription
+// subscription is the ledger.Subscription of a Ledger. The publisher offers
+// it each committed event without blocking (live); a subscriber that falls
+// behind by more than its buffer is dropped, so a slow reader never slows
+// the writer. With an After, a goroutine first sends the past from the log
+// and then forwards live, skipping what it has sent.
+type subscription struct {
 	l       *Ledger
+	live    chan ledger.Event // offered by the publisher; closed under l.subMu
+	out     <-chan ledger.Event
+	from    ulid.ULID // events up to this one were committed before the subscription
 	once    sync.Once
-	dropped bool // guarded by l.subMu
+	dropped bool          // guarded by l.subMu
+	done    chan struct{} // closed with live
+	err     error         // why the catch-up failed; guarded by l.subMu
 }
 
-// Subscribe returns a subscription with room for buffer events.
-func (l *Ledger) Subscribe(buffer int) *Subscription {
-	if buffer < 1 {
-		buffer = 1
+// Subscribe returns a subscription to the events after req.After (zero:
+// those committed from now on); see ledger.EventService. It subscribes
+// before it reads the past, and skips live events it has already sent, so
+// an event committed during the catch-up is neither lost nor sent twice.
+func (l *Ledger) Subscribe(ctx context.Context, req ledger.SubscribeRequest) (ledger.Subscription, error) {
+	if req.Buffer < 0 {
+		return nil, ledger.Errorf(ledger.EINVALID, "buffer %d: must not be negative", req.Buffer)
+	}
+	buffer := req.Buffer
+	if buffer == 0 {
+		buffer = ledger.DefaultSubscribeBuffer
 	}
 	c := make(chan ledger.Event, buffer)
-	s := &Subscription{C: c, c: c, l: l}
+	s := &subscription{l: l, live: c, out: c, done: make(chan struct{})}
 	l.subMu.Lock()
 	// Read the position under subMu, which the publisher holds while it
 	// fans out: an event is then either committed before this position or
@@ -42,27 +57,94 @@ func (l *Ledger) Subscribe(buffer int) *Subscription {
 		l.subs[s] = struct{}{}
 	}
 	l.subMu.Unlock()
-	return s
+	if req.After != zeroID {
+		out := make(chan ledger.Event, buffer)
+		s.out = out
+		go s.replay(ctx, req.After, out)
+	}
+	// The context of an HTTP request ends with it, so this does not
+	// outlive the subscription for long; Close is idempotent.
+	context.AfterFunc(ctx, s.Close)
+	return s, nil
+}
+
+// replay sends the events after after from the log, then the live ones it
+// has not sent, until the subscription ends; it closes out at the end.
+func (s *subscription) replay(ctx context.Context, after ulid.ULID, out chan<- ledger.Event) {
+	defer close(out)
+	last := after
+	send := func(e ledger.Event) bool {
+		if e.ID.Compare(last) <= 0 {
+			return true
+		}
+		select {
+		case out <- e:
+			last = e.ID
+			return true
+		case <-s.done:
+			return false
+		}
+	}
+	for {
+		evs, err := s.l.History(ctx, ledger.HistoryQuery{Since: last, Limit: replayPage})
+		if err != nil {
+			s.l.subMu.Lock()
+			select {
+			case <-s.done: // ended by Close or the context
+			default:
+				s.err = err
+			}
+			s.l.subMu.Unlock()
+			return
+		}
+		sent := 0
+		for _, e := range evs {
+			if e.ID.Compare(last) <= 0 {
+				continue
+			}
+			if !send(e) {
+				return
+			}
+			sent++
+		}
+		if len(evs) < replayPage || sent == 0 {
+			break
+		}
+	}
+	for e := range s.live {
+		if !send(e) {
+			return
+		}
+	}
+}
+
+// C receives the events; see ledger.Subscription.
+func (s *subscription) C() <-chan ledger.Event { return s.out }
+
+// Err says why C was closed: ledger.ErrDropped when the reader fell behind,
+// the error that ended the catch-up, or nil.
+func (s *subscription) Err() error {
+	s.l.subMu.Lock()
+	defer s.l.subMu.Unlock()
+	if s.dropped {
+		return ledger.ErrDropped
+	}
+	return s.err
 }
 
 // Close ends the subscription and closes C.
-func (s *Subscription) Close() {
+func (s *subscription) Close() {
 	s.l.subMu.Lock()
 	defer s.l.subMu.Unlock()
 	delete(s.l.subs, s)
 	s.closeLocked()
 }
 
-// Dropped reports whether the writer dropped this subscription because its
-// buffer was full.
-func (s *Subscription) Dropped() bool {
-	s.l.subMu.Lock()
-	defer s.l.subMu.Unlock()
-	return s.dropped
-}
-
-func (s *Subscription) closeLocked() {
-	s.once.Do(func() { close(s.c) })
+func (s *subscription) closeLocked() {
+	s.once.Do(func() {
+		close(s.live)
+		close(s.done)
+	})
 }
 
 // publisher fans committed groups out to the subscribers, off the writer's
@@ -85,7 +167,7 @@ func (l *Ledger) publish(events []ledger.Event) {
 				continue
 			}
 			select {
-			case s.c <- e:
+			case s.live <- e:
 			default:
 				s.dropped = true
 				s.closeLocked()

@@ -31,7 +31,10 @@ type Client struct {
 	http  *http.Client
 }
 
-var _ ledger.Service = (*Client)(nil)
+var (
+	_ ledger.Service      = (*Client)(nil)
+	_ ledger.EventService = (*Client)(nil)
+)
 
 // NewClient returns a client of the daemon at baseURL, e.g.
 // "http://127.0.0.1:7999". A non-empty token is sent as a bearer token.

@@ -23,8 +23,9 @@ const (
 	// EUNAUTHORIZED means the request lacks the right bearer token.
 	EUNAUTHORIZED = "unauthorized"
 	// EUNAVAILABLE means the daemon runs without the part the request needs
-	// (no watchdog for a health check, no event source for the stream).
-	EUNAVAILABLE = "unavailable"
+	// (no watchdog for a health check, no event source for the stream); it
+	// is ledger.EUNAVAILABLE, which subscriptions share.
+	EUNAVAILABLE = ledger.EUNAVAILABLE
 	// EMETHOD means the path exists but not with this method.
 	EMETHOD = "method_not_allowed"
 )

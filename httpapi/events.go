@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,48 +14,36 @@ import (
 	"github.com/portledger/portledger/ledger"
 )
 
-// Event stream tuning.
-const (
-	// streamBuffer is how many committed events a stream may lag behind
-	// before the writer drops its subscription and the stream ends.
-	streamBuffer = 1024
-	// replayPage is how many past events one History call reads while a
-	// stream catches up.
-	replayPage = 1000
-)
+// streamBuffer is how many committed events a stream may lag behind before
+// its subscription is dropped and the stream ends.
+const streamBuffer = ledger.DefaultSubscribeBuffer
 
 // handleEvents streams events as Server-Sent Events. With ?after=ULID (or a
-// Last-Event-ID header, as browsers send on reconnect) it first replays every
-// event after that one, then follows new commits; without it, the stream is
-// live only. It subscribes before reading history and skips live events it
-// already sent, so an event committed during the replay is neither lost nor
-// sent twice.
+// Last-Event-ID header, as browsers send on reconnect) the subscription
+// first replays every event after that one, then follows new commits;
+// without it, the stream is live only. The subscription (see
+// ledger.EventService) sends each event once, in log order.
 //
 // Each message is "id: <ULID>\nevent: <type>\ndata: <flat event JSON>\n\n".
 // A comment line goes out every heartbeat interval. When the client reads so
 // slowly that its subscription is dropped, or history cannot be read, an
 // "error" message with the JSON error body ends the stream; the client can
 // reconnect with the last ID it saw.
-func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heartbeat time.Duration, metrics *Metrics, log *slog.Logger) http.HandlerFunc {
+func handleEvents(src ledger.EventService, frames *frameCache, heartbeat time.Duration, metrics *Metrics, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		if src == nil {
 			return ledger.Errorf(EUNAVAILABLE, "no event stream in this daemon")
 		}
-		var after ulid.ULID
-		replay := false
-		s := r.URL.Query().Get("after")
-		if s == "" {
-			s = r.Header.Get("Last-Event-ID")
+		after, err := streamStart(r)
+		if err != nil {
+			return err
 		}
-		if s != "" {
-			var err error
-			if after, err = ulid.ParseStrict(s); err != nil {
-				return ledger.Errorf(ledger.EINVALID, "after %q: want an event ULID", s)
-			}
-			replay = true
+		ctx, cancel := untilShutdown(r)
+		defer cancel()
+		sub, err := src.Subscribe(ctx, ledger.SubscribeRequest{After: after, Buffer: streamBuffer})
+		if err != nil {
+			return err
 		}
-
-		sub := src.Subscribe(streamBuffer)
 		defer sub.Close()
 		defer metrics.streamOpened()()
 
@@ -72,128 +61,137 @@ func handleEvents(svc ledger.Service, src EventSource, frames *frameCache, heart
 			log.ErrorContext(r.Context(), "event stream: cannot flush", "err", err)
 			return nil
 		}
-
-		ctx, cancel := untilShutdown(r)
-		defer cancel()
-		last := after
-		if replay {
-			for {
-				evs, err := svc.History(ctx, ledger.HistoryQuery{Since: last, Limit: replayPage})
-				if err != nil {
-					endStream(w, rc, r, log, err)
-					return nil
-				}
-				sent := 0
-				for _, e := range evs {
-					if e.ID.Compare(last) <= 0 {
-						continue
-					}
-					if err := writeEvent(w, e); err != nil {
-						return nil
-					}
-					last = e.ID
-					sent++
-				}
-				if len(evs) < replayPage || sent == 0 {
-					break
-				}
-			}
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-		}
-
-		// While events flow, the stream wakes every flushEvery and sends
-		// what arrived since in one write, rather than waking for each
-		// event: with a thousand streams, an event then costs the publisher
-		// a thousand buffered channel sends and no goroutine switches. When
-		// a wake finds nothing, the stream sleeps until the next event.
-		beat := time.NewTicker(heartbeat)
-		defer beat.Stop()
-		poll := time.NewTicker(flushEvery)
-		defer poll.Stop()
-		polling := false
-		// send writes e unless it was sent already; ok is false when the
-		// stream must end.
-		send := func(e ledger.Event) bool {
-			if e.ID.Compare(last) <= 0 {
-				return true
-			}
-			if _, err := w.Write(frames.frame(e)); err != nil {
-				return false
-			}
-			last = e.ID
-			return true
-		}
-		closed := func() error {
-			if sub.Dropped() {
-				endStream(w, rc, r, log, ledger.Errorf(EUNAVAILABLE,
-					"the event stream fell behind and was dropped; reconnect with after=%s", last))
-			}
-			return nil
-		}
-		for {
-			var idle <-chan ledger.Event // receives only while not polling
-			var tick <-chan time.Time    // fires only while polling
-			if polling {
-				tick = poll.C
-			} else {
-				idle = sub.C
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-beat.C:
-				if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-					return nil
-				}
-				if err := rc.Flush(); err != nil {
-					return nil
-				}
-			case e, ok := <-idle:
-				if !ok {
-					return closed()
-				}
-				if !send(e) {
-					return nil
-				}
-				polling = true
-				poll.Reset(flushEvery)
-			case <-tick:
-				wrote := false
-				for drained := false; !drained; {
-					select {
-					case e, ok := <-sub.C:
-						if !ok {
-							_ = rc.Flush()
-							return closed()
-						}
-						if !send(e) {
-							return nil
-						}
-						wrote = true
-					default:
-						drained = true
-					}
-				}
-				if err := rc.Flush(); err != nil {
-					return nil
-				}
-				polling = wrote
-			}
-		}
+		st := &stream{w: w, rc: rc, r: r, log: log, frames: frames, last: after}
+		st.run(ctx, sub, heartbeat)
+		return nil
 	})
+}
+
+// streamStart reads where a stream starts: ?after=ULID, else the
+// Last-Event-ID header, else the zero ULID (live only).
+func streamStart(r *http.Request) (ulid.ULID, error) {
+	s := r.URL.Query().Get("after")
+	if s == "" {
+		s = r.Header.Get("Last-Event-ID")
+	}
+	if s == "" {
+		return ulid.ULID{}, nil
+	}
+	after, err := ulid.ParseStrict(s)
+	if err != nil {
+		return ulid.ULID{}, ledger.Errorf(ledger.EINVALID, "after %q: want an event ULID", s)
+	}
+	return after, nil
+}
+
+// stream is one open event stream: where it writes, and the last event it
+// sent.
+type stream struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	r      *http.Request
+	log    *slog.Logger
+	frames *frameCache
+	last   ulid.ULID
+}
+
+// run sends the subscription's events until it, the context or the
+// connection ends.
+//
+// While events flow, the stream wakes every flushEvery and sends what
+// arrived since in one write, rather than waking for each event: with a
+// thousand streams, an event then costs the publisher a thousand buffered
+// channel sends and no goroutine switches. When a wake finds nothing, the
+// stream sleeps until the next event.
+func (st *stream) run(ctx context.Context, sub ledger.Subscription, heartbeat time.Duration) {
+	beat := time.NewTicker(heartbeat)
+	defer beat.Stop()
+	poll := time.NewTicker(flushEvery)
+	defer poll.Stop()
+	polling := false
+	for {
+		var idle <-chan ledger.Event // receives only while not polling
+		var tick <-chan time.Time    // fires only while polling
+		if polling {
+			tick = poll.C
+		} else {
+			idle = sub.C()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			if _, err := io.WriteString(st.w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			if err := st.rc.Flush(); err != nil {
+				return
+			}
+		case e, ok := <-idle:
+			if !ok {
+				st.closed(sub)
+				return
+			}
+			if !st.send(e) {
+				return
+			}
+			polling = true
+			poll.Reset(flushEvery)
+		case <-tick:
+			wrote := false
+			for drained := false; !drained; {
+				select {
+				case e, ok := <-sub.C():
+					if !ok {
+						_ = st.rc.Flush()
+						st.closed(sub)
+						return
+					}
+					if !st.send(e) {
+						return
+					}
+					wrote = true
+				default:
+					drained = true
+				}
+			}
+			if err := st.rc.Flush(); err != nil {
+				return
+			}
+			polling = wrote
+		}
+	}
+}
+
+// send writes e unless it was sent already; it reports false when the
+// stream must end.
+func (st *stream) send(e ledger.Event) bool {
+	if e.ID.Compare(st.last) <= 0 {
+		return true
+	}
+	if _, err := st.w.Write(st.frames.frame(e)); err != nil {
+		return false
+	}
+	st.last = e.ID
+	return true
+}
+
+// closed ends the stream after its subscription ended: with an "error"
+// message when the subscription was dropped or its catch-up failed.
+func (st *stream) closed(sub ledger.Subscription) {
+	err := sub.Err()
+	switch {
+	case err == nil:
+		return
+	case ledger.ErrorCode(err) == EUNAVAILABLE:
+		err = ledger.Errorf(EUNAVAILABLE, "the event stream fell behind and was dropped; reconnect with after=%s", st.last)
+	}
+	endStream(st.w, st.rc, st.r, st.log, err)
 }
 
 // flushEvery is how often a live stream sends what arrived, and so how
 // long an event may wait before it goes out.
 const flushEvery = 50 * time.Millisecond
-
-// writeEvent writes one SSE message for e.
-func writeEvent(w io.Writer, e ledger.Event) error {
-	_, err := w.Write(appendFrame(nil, e))
-	return err
-}
 
 // appendFrame appends the SSE message of e to b.
 func appendFrame(b []byte, e ledger.Event) []byte {

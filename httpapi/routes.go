@@ -44,7 +44,7 @@ func routes(cfg Config) http.Handler {
 			r.Post("/health-check", handleHealthCheck(cfg.Watchdog, log))
 			r.Get("/watchdog/status", handleWatchdogStatus(cfg.Watchdog, log))
 			r.Get("/history", handleHistory(svc, cfg.Now, log))
-			r.Get("/events", handleEvents(svc, cfg.Events, newFrameCache(), cfg.Heartbeat, cfg.Metrics, log))
+			r.Get("/events", handleEvents(cfg.Events, newFrameCache(), cfg.Heartbeat, cfg.Metrics, log))
 			r.Get("/who/{port}", handleWho(svc, cfg.Now, log))
 			r.Get("/usage", handleUsage(svc, cfg.Now, log))
 			r.Post("/import", handleImport(svc, log))

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -27,12 +26,6 @@ type Watchdog interface {
 	Sweep(ctx context.Context) (ledger.SweepResult, error)
 }
 
-// EventSource hands out live subscriptions to committed events.
-// *commands.Ledger satisfies it.
-type EventSource interface {
-	Subscribe(buffer int) *commands.Subscription
-}
-
 // ChainVerifier walks the log's hash chain. *ledger.Log satisfies it.
 type ChainVerifier interface {
 	// VerifyChain reports the first link of the chain that does not hold.
@@ -44,7 +37,7 @@ type Config struct {
 	// Service answers every read and write. Required.
 	Service ledger.Service
 	// Events feeds GET /api/ports/events. Nil: the stream answers 503.
-	Events EventSource
+	Events ledger.EventService
 	// Watchdog feeds the watchdog part of the status and the health-check.
 	// Nil: status reports running:false, and the health-check answers 503.
 	Watchdog Watchdog

@@ -14,6 +14,10 @@ const (
 	EEXHAUSTED = "exhausted" // every port of the range is taken
 	EINTERNAL  = "internal"  // anything else: storage, OS
 	EFORBIDDEN = "forbidden" // the caller may not do this (another user, a kernel thread's pid)
+	// EUNAVAILABLE means a part the request needs is not there or has
+	// stopped: a daemon without a watchdog or an event stream, a
+	// subscription that was dropped or whose stream ended.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is an error with a code that callers can branch on and a message that

@@ -117,9 +117,10 @@ var errHelp = errors.New("help printed")
 // running daemon, or the ledger file opened in this process.
 type backend struct {
 	ledger.Service
-	client *httpapi.Client  // set when a daemon answered
-	local  *commands.Ledger // set in embedded mode
-	log    *ledger.Log      // set in embedded mode
+	events ledger.EventService // the same side as Service
+	client *httpapi.Client     // set when a daemon answered
+	local  *commands.Ledger    // set in embedded mode
+	log    *ledger.Log         // set in embedded mode
 	layout ledger.Layout
 	// readOnly is set when the file system of the data directory is
 	// read-only: the file projections are left as they are.
@@ -149,10 +150,10 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		if err := cl.Ping(ctx); err != nil {
 			return nil, fmt.Errorf("no ledger daemon answers at %s: %w", c.addr, err)
 		}
-		return &backend{Service: cl, client: cl, layout: layout}, nil
+		return &backend{Service: cl, events: cl, client: cl, layout: layout}, nil
 	}
 	if cl := socketClient(ctx, layout, c.token); cl != nil {
-		return &backend{Service: cl, client: cl, layout: layout}, nil
+		return &backend{Service: cl, events: cl, client: cl, layout: layout}, nil
 	}
 	// No daemon serves this data directory. One of this user's daemons may
 	// serve another: a shell without LEDGER_DATA goes to it; one that named
@@ -165,11 +166,11 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		a := elsewhere[0]
 		cl := httpapi.NewSocketClient(a.Socket, c.token)
 		c.note("no --data or LEDGER_DATA given and no daemon serves %s: using the daemon (pid %d) that serves %s", c.data, a.PID, a.Data)
-		return &backend{Service: cl, client: cl, layout: ledger.Layout{Dir: a.Data}}, nil
+		return &backend{Service: cl, events: cl, client: cl, layout: ledger.Layout{Dir: a.Data}}, nil
 	}
 	log, readOnly, cl, err := openOrFind(ctx, layout, c.token)
 	if cl != nil {
-		return &backend{Service: cl, client: cl, layout: layout}, nil
+		return &backend{Service: cl, events: cl, client: cl, layout: layout}, nil
 	}
 	if err != nil {
 		if errors.Is(err, ledger.ErrLocked) {
@@ -185,7 +186,7 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		log.Close()
 		return nil, err
 	}
-	return &backend{Service: local, local: local, log: log, layout: layout, readOnly: readOnly}, nil
+	return &backend{Service: local, events: local, local: local, log: log, layout: layout, readOnly: readOnly}, nil
 }
 
 // socketClient returns a client of the daemon that answers on the data

@@ -40,16 +40,14 @@ event --after. With --follow, keep printing new events as they commit (needs
 	}
 	enc := json.NewEncoder(e.stdout)
 	if follow {
-		if b.client == nil {
+		if b.local != nil {
+			// Following in this process would hold the ledger file, and
+			// with it every other ledger command, for as long as it runs.
 			return closeWith(b, ledger.Errorf(ledger.EINVALID, "--follow needs a running daemon (`ledger serve`)"))
 		}
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		err = b.client.Events(ctx, afterID, func(ev ledger.Event) error { return enc.Encode(ev) })
-		if ctx.Err() != nil {
-			err = nil
-		}
-		return closeWith(b, err)
+		return closeWith(b, followEvents(ctx, b.events, afterID, enc))
 	}
 	q := ledger.HistoryQuery{}
 	if afterID != (ulid.ULID{}) {
@@ -68,4 +66,23 @@ event --after. With --follow, keep printing new events as they commit (needs
 		}
 	}
 	return nil
+}
+
+// followEvents prints every event after after, then each new one as it commits,
+// until ctx ends (nil) or the subscription ends (its error).
+func followEvents(ctx context.Context, src ledger.EventService, after ulid.ULID, enc *json.Encoder) error {
+	sub, err := src.Subscribe(ctx, ledger.SubscribeRequest{After: after})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for ev := range sub.C() {
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sub.Err()
 }

@@ -273,7 +273,13 @@ func (d *daemon) project(ctx context.Context) {
 	wait.Stop()
 	defer wait.Stop()
 	for ctx.Err() == nil {
-		sub := d.svc.Subscribe(4096)
+		// Not ctx: a subscription ended by ctx would look like a drop
+		// and cost one more catch-up while the daemon stops.
+		sub, err := d.svc.Subscribe(context.Background(), ledger.SubscribeRequest{Buffer: 4096})
+		if err != nil {
+			d.logger.Error("projections", "err", err)
+			return
+		}
 		d.catchUp()
 		last := time.Now()
 		for open := true; open; {
@@ -281,7 +287,7 @@ func (d *daemon) project(ctx context.Context) {
 			case <-ctx.Done():
 				sub.Close()
 				return
-			case _, open = <-sub.C:
+			case _, open = <-sub.C():
 			}
 			if since := time.Since(last); open && since < projectEvery {
 				wait.Reset(projectEvery - since)
@@ -293,7 +299,7 @@ func (d *daemon) project(ctx context.Context) {
 						return
 					case <-wait.C:
 						break gather
-					case _, open = <-sub.C:
+					case _, open = <-sub.C():
 						if !open {
 							wait.Stop()
 							break gather
