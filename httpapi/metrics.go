@@ -11,7 +11,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/oklog/ulid/v2"
-	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -71,8 +70,6 @@ type Metrics struct {
 	releaseByCls  map[string]prometheus.Counter
 	healthByState map[ledger.Health]prometheus.Counter
 }
-
-var _ commands.Observer = (*Metrics)(nil)
 
 // stateSource is what the scrape-time gauges read.
 type stateSource struct {

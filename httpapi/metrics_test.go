@@ -8,7 +8,12 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+	"github.com/portledger/portledger/commands"
 )
+
+// Metrics is the daemon ledger's commands.Observer; the assertion lives in
+// a test so that httpapi itself does not import commands.
+var _ commands.Observer = (*Metrics)(nil)
 
 // metricLine returns the text line of /metrics that starts with prefix, or "".
 func metricLine(t *testing.T, e *testEnv, prefix string) string {
