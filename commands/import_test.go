@@ -74,8 +74,16 @@ func writeOriginal(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	// The old tool last wrote its registry at noon on the 16th: the last
+	// moment the files speak of.
+	if err := os.Chtimes(layout.Registry(), oldEnd, oldEnd); err != nil {
+		t.Fatal(err)
+	}
 	return root
 }
+
+// oldEnd is the modification time of the old registry of writeOriginal.
+var oldEnd = utc("2025-11-16T12:00:00Z")
 
 func utc(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
@@ -113,7 +121,14 @@ func TestReadOriginal(t *testing.T) {
 			is.True(orig.Events[i-1].ID.Compare(e.ID) < 0) // in time order
 		}
 	}
-	is.Equal(len(orig.Events), 16)
+	is.Equal(len(orig.Events), 19)  // 16 from the lines, 3 releases at the end of the records
+	is.True(orig.End.Equal(oldEnd)) // the registry's time, after the newest line
+	for _, e := range orig.Events {
+		if e.Type == ledger.EventReleased && e.Released.Reason == "end of the original records" {
+			is.True(e.At.IsZero() || e.At.Equal(oldEnd)) // at the end of the records
+			is.Equal(ledger.IDTime(e.ID), oldEnd)        // at the end of the records
+		}
+	}
 	again, err := commands.ReadOriginal(writeOriginal(t))
 	is.NoErr(err)
 	for i := range again.Events {
@@ -150,16 +165,12 @@ func TestImportIntoThePast(t *testing.T) {
 	root := writeOriginal(t)
 	orig, err := commands.ReadOriginal(root)
 	is.NoErr(err)
-	// The old registry's live allocations would hold ports now: an import
-	// writes the past only, so the whole import is refused.
-	_, err = l.Import(ctx, orig.Events)
-	is.Equal(ledger.ErrorCode(err), ledger.EINVALID)                  // refused
-	is.True(strings.Contains(err.Error(), commands.RegistryFile+":")) // naming the registry line
-	is.True(reflect.DeepEqual(allEvents(t, log), before))             // nothing written
-	past := closeHolds(slices.DeleteFunc(slices.Clone(orig.Events), func(e ledger.Event) bool { return e.Imported.File == commands.RegistryFile }))
+	// The old registry's live allocations end with the records: the
+	// import writes the past only, and is taken whole.
+	past := orig.Events
 	res, err := l.Import(ctx, past)
 	is.NoErr(err)
-	is.Equal(res.Imported, len(past)) // the logs' history
+	is.Equal(res.Imported, len(past)) // the whole history
 	is.Equal(res.Duplicates, 0)       // nothing was there
 
 	after := allEvents(t, log)
@@ -183,6 +194,19 @@ func TestImportIntoThePast(t *testing.T) {
 	is.Equal(reg.Allocs[8002], nil)                  // closed by the import
 	is.Equal(reg.Allocs[8004], nil)                  // the malformed line
 	is.Equal(reg.Allocs[8000+1000], nil)
+	// Just before the end of the records: the old registry's live allocations.
+	was, err := projection.StateAt(log, ledger.UntilID(oldEnd.Add(-time.Minute)))
+	is.NoErr(err)
+	is.Equal(was.Allocs[8000].ServiceName, "grace_backend")
+	is.Equal(was.Allocs[8000].PID, 12345)                         // from the registry
+	is.Equal(was.Allocs[8000].HealthStatus, ledger.HealthHealthy) // "active"
+	is.Equal(was.Allocs[8000].RequestCount, int64(10))
+	is.Equal(was.Allocs[8005].ServiceName, "remote")
+	end, err := l.Who(ctx, 8000, ledger.UntilID(oldEnd.Add(time.Minute)))
+	is.NoErr(err)
+	is.Equal(end.Holder, nil)                                            // history after the end
+	is.Equal(end.Previous.Release.Reason, "end of the original records") // saying why
+	is.Equal(end.Previous.Release.At, oldEnd)                            // at the registry's time
 
 	// The registry at every event equals the fold, from the retaken snapshots.
 	for _, e := range after {
@@ -218,7 +242,7 @@ func TestImportIntoThePast(t *testing.T) {
 	// Twice: nothing new.
 	again, err := commands.ReadOriginal(root)
 	is.NoErr(err)
-	res, err = l.Import(ctx, closeHolds(slices.DeleteFunc(slices.Clone(again.Events), func(e ledger.Event) bool { return e.Imported.File == commands.RegistryFile })))
+	res, err = l.Import(ctx, again.Events)
 	is.NoErr(err)
 	is.Equal(res.Imported, 0)           // nothing twice
 	is.Equal(res.Duplicates, len(past)) // all known

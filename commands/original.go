@@ -41,6 +41,10 @@ type Original struct {
 	// actions, stale registry entries) and the releases that the import
 	// made up for allocations the old files never closed.
 	Warnings []ledger.ImportProblem
+	// End is the last moment the files speak of: the newest line's time or
+	// the registry file's modification time, whichever is later. No
+	// imported allocation outlives it.
+	End time.Time
 }
 
 // ReadOriginal reads the original port manager's files under root,
@@ -55,10 +59,15 @@ type Original struct {
 //
 // A live allocation of the registry becomes an allocation (with its PID,
 // health and counts) when it is newer than every imported release of its
-// port; when the logs have its allocate line, that line stands for it. An
-// allocation that the logs never release and the registry does not hold
-// is closed by a made-up release 1 ms after its last event, reason "not in
-// the original registry", so that the old ports do not look held forever.
+// port; when the logs have its allocate line, that line stands for it.
+//
+// No imported allocation outlives the files: each ends at the next imported
+// event of its port that allocates it again, or, when the registry exists
+// and does not hold it, by a made-up release 1 ms after its last event
+// (reason "not in the original registry"), or else at End, the last moment
+// the files speak of (reason "end of the original records"). After End an
+// imported holder is history, never a holder: a service that still runs is
+// registered again by its next `ledger run` or `ledger allocate`.
 //
 // Each event's ID is derived from the files alone, so reading the same
 // files again gives the same IDs and Import skips them: the time is the
@@ -95,9 +104,20 @@ func ReadOriginal(root string) (*Original, error) {
 	if hasReg {
 		o.Files = append([]string{layout.Registry()}, o.Files...)
 		evs = o.readRegistry(regData, evs)
+		if info, err := os.Stat(layout.Registry()); err == nil {
+			o.End = info.ModTime()
+		}
 	}
 	slices.SortFunc(evs, func(a, b imported) int { return a.ev.ID.Compare(b.ev.ID) })
-	o.Events = o.sequence(evs)
+	if n := len(evs); n > 0 {
+		if newest := ledger.IDTime(evs[n-1].ev.ID); newest.After(o.End) {
+			o.End = newest
+		}
+	}
+	if now := time.Now(); o.End.After(now) {
+		o.End = now // a registry file touched by a clock ahead of ours
+	}
+	o.Events = o.sequence(evs, hasReg)
 	return o, nil
 }
 
@@ -421,7 +441,7 @@ func registryEntries(data []byte) ([]registryEntry, *entryError) {
 // sequence walks the events in time order: it fills in what a line leaves
 // out (health before a change, the duration of a release), and closes
 // allocations that the files never release, as ReadOriginal says.
-func (o *Original) sequence(evs []imported) []ledger.Event {
+func (o *Original) sequence(evs []imported, hasReg bool) []ledger.Event {
 	type holding struct {
 		idx       int // in out
 		confirmed bool
@@ -483,15 +503,18 @@ func (o *Original) sequence(evs []imported) []ledger.Event {
 		out = append(out, e)
 	}
 	ports := make([]int, 0, len(held))
-	for p, h := range held {
-		if !h.confirmed {
-			ports = append(ports, p)
-		}
+	for p := range held {
+		ports = append(ports, p)
 	}
 	slices.Sort(ports)
+	end := o.End.UnixMilli()
 	for _, p := range ports {
 		h := held[p]
-		release(h, p, h.lastMS+1, out[h.idx].Imported.Line, h.content, 4, "not in the original registry")
+		if hasReg && !h.confirmed {
+			release(h, p, h.lastMS+1, out[h.idx].Imported.Line, h.content, 4, "not in the original registry")
+			continue
+		}
+		release(h, p, max(end, h.lastMS+1), out[h.idx].Imported.Line, h.content, 5, "end of the original records")
 	}
 	slices.SortFunc(out, func(a, b ledger.Event) int { return a.ID.Compare(b.ID) })
 	return out

@@ -77,6 +77,9 @@ func (l *Log) Insert(evs []Event) error {
 		if err := meta.Put(keyChainHead, head.bytes()); err != nil {
 			return err
 		}
+		if err := putPastChange(meta, sorted[0].ID); err != nil {
+			return err
+		}
 		// Collect first: deleting under a cursor skips keys.
 		snaps := tx.Bucket(bucketSnapshots)
 		var stale [][]byte

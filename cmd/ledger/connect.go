@@ -249,6 +249,9 @@ func (b *backend) Close() error {
 	if f, err := projection.OpenFiles(b.layout, b.log); err != nil {
 		errs = append(errs, fmt.Errorf("projections: %w", err))
 	} else {
+		if _, err := f.Mend(); err != nil {
+			errs = append(errs, fmt.Errorf("projections: %w", err))
+		}
 		if _, err := f.CatchUp(); err != nil {
 			errs = append(errs, fmt.Errorf("projections: %w", err))
 		}

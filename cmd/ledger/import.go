@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
@@ -45,7 +47,7 @@ lie in the past.`, &c, true)
 		// The daemon rebuilds its files itself; here nobody else writes
 		// them while this process holds the ledger.
 		b.local.Close()
-		if _, rerr := projection.Replay(b.layout, b.log, projection.ReplayOptions{}); rerr != nil {
+		if rerr := projection.ReplayAndMend(b.layout, b.log); rerr != nil {
 			err = fmt.Errorf("rebuild the files: %w", rerr)
 		}
 	}
@@ -56,25 +58,41 @@ lie in the past.`, &c, true)
 		return printJSON(e.stdout, importReport{
 			Files: orig.Files, Lines: orig.Lines, Events: len(orig.Events), Imported: res.Imported,
 			Duplicates: res.Duplicates, Malformed: nonNil(orig.Malformed), Warnings: nonNil(orig.Warnings),
-			Skipped: nonNil(res.Skipped),
+			Skipped: nonNil(res.Skipped), RecordsEnd: orig.End,
 		})
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "read %d files (%d log lines): %d events, %d imported, %d already in the ledger\n",
-		len(orig.Files), orig.Lines, len(orig.Events), res.Imported, res.Duplicates)
+	fmt.Fprintf(w, "read %d files (%d log lines): %d events: %d imported, %d already in the ledger, %d not imported (see the notes)\n",
+		len(orig.Files), orig.Lines, len(orig.Events), res.Imported, res.Duplicates, len(res.Skipped))
+	if !orig.End.IsZero() {
+		fmt.Fprintf(w, "the original records end at %s: no imported allocation is held after that\n", ledger.FormatTime(orig.End))
+	}
 	if len(orig.Malformed) > 0 {
 		fmt.Fprintf(w, "%d malformed lines skipped:\n", len(orig.Malformed))
 		for _, p := range orig.Malformed {
 			fmt.Fprintf(w, "  %s:%d: %s\n", safe(p.File), p.Line, safe(p.Reason))
 		}
 	}
-	if n := len(orig.Warnings) + len(res.Skipped); n > 0 {
-		fmt.Fprintf(w, "%d notes:\n", n)
-		for _, p := range append(orig.Warnings, res.Skipped...) {
+	if notes := uniqueProblems(append(slices.Clip(orig.Warnings), res.Skipped...)); len(notes) > 0 {
+		fmt.Fprintf(w, "%d notes:\n", len(notes))
+		for _, p := range notes {
 			fmt.Fprintf(w, "  %s:%d: %s\n", safe(p.File), p.Line, safe(p.Reason))
 		}
 	}
 	return nil
+}
+
+// uniqueProblems returns ps without repeats, in order: a note is said once.
+func uniqueProblems(ps []ledger.ImportProblem) []ledger.ImportProblem {
+	seen := make(map[ledger.ImportProblem]bool, len(ps))
+	out := ps[:0:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // importReport is the --json answer of `ledger import`.
@@ -87,6 +105,9 @@ type importReport struct {
 	Malformed  []ledger.ImportProblem `json:"malformed"`
 	Warnings   []ledger.ImportProblem `json:"warnings"`
 	Skipped    []ledger.ImportProblem `json:"skipped"`
+	// RecordsEnd is the last moment the original files speak of: no
+	// imported allocation is held after it.
+	RecordsEnd time.Time `json:"records_end,omitzero"`
 }
 
 func nonNil(ps []ledger.ImportProblem) []ledger.ImportProblem {
@@ -109,7 +130,7 @@ func (s importer) Import(ctx context.Context, evs []ledger.Event) (ledger.Import
 	if err != nil || res.Imported == 0 {
 		return res, err
 	}
-	if err := s.d.files.Rebuild(); err != nil {
+	if _, err := s.d.files.Mend(); err != nil {
 		s.d.logger.Error("projections", "err", err)
 		return res, fmt.Errorf("imported %d events, but rebuilding the files failed: %w", res.Imported, err)
 	}

@@ -272,6 +272,13 @@ func (d *daemon) project(ctx context.Context) {
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
 	defer wait.Stop()
+	// An import whose process was killed before it rebuilt the files left
+	// its mark in the log: the past days' files are rebuilt first.
+	if mended, err := d.files.Mend(); err != nil {
+		d.logger.Error("projections", "err", err)
+	} else if mended {
+		d.logger.Info("rebuilt the projection files: the log's past changed (an import) since they were written")
+	}
 	for ctx.Err() == nil {
 		// Not ctx: a subscription ended by ctx would look like a drop
 		// and cost one more catch-up while the daemon stops.
