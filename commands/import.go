@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -104,6 +106,10 @@ func validateImported(e *ledger.Event, now time.Time) error {
 // importRun is the writer's part of Import.
 func (l *Ledger) importRun(evs []ledger.Event) (ledger.ImportResult, error) {
 	var res ledger.ImportResult
+	evs = slices.Clone(evs) // endBeforeLived may move some: the caller's stay as given
+	if err := l.endBeforeLived(evs); err != nil {
+		return res, err
+	}
 	ids := make([]ulid.ULID, len(evs))
 	for i, e := range evs {
 		ids[i] = e.ID
@@ -180,4 +186,50 @@ func (l *Ledger) refold() (*projection.Registry, error) {
 		return nil, err
 	}
 	return reg, nil
+}
+
+// endBeforeLived moves a release that the import made up (ReleasedBy
+// "import": the end of an old hold the original files never closed) to
+// just before the ledger's own first event on its port, when it would fall
+// at or after it: the ledger's own history is the next thing known of that
+// port, so the old hold ends there, and the import stays in the past. The
+// move depends only on the files and on the ledger's first event of the
+// port, so importing the same files again gives the same IDs.
+func (l *Ledger) endBeforeLived(evs []ledger.Event) error {
+	first := map[int]ulid.ULID{}
+	errFound := errors.New("found")
+	for i := range evs {
+		e := &evs[i]
+		if e.Type != ledger.EventReleased || e.Released == nil || e.Released.ReleasedBy != "import" || ledger.CheckPort(e.Port) != nil {
+			continue
+		}
+		f, ok := first[e.Port]
+		if !ok {
+			err := l.log.ScanPort(e.Port, zeroID, zeroID, func(x ledger.Event) error {
+				if x.Imported == nil {
+					f = x.ID
+					return errFound
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errFound) {
+				return err
+			}
+			first[e.Port] = f
+		}
+		if f == zeroID || e.ID.Compare(f) < 0 {
+			continue
+		}
+		ms := int64(f.Time()) - 1
+		allocMS := int64(e.ID.Time()) - e.Released.DurationMS
+		if ms <= allocMS {
+			continue // the old hold began after the ledger's own: the rules refuse it
+		}
+		p := *e.Released
+		p.DurationMS = ms - allocMS
+		e.Released = &p
+		_ = e.ID.SetTime(uint64(ms))
+		e.At = time.Time{}
+	}
+	return nil
 }

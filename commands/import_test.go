@@ -296,3 +296,40 @@ func TestReadOriginalNeedsFiles(t *testing.T) {
 	_, err := commands.ReadOriginal(t.TempDir())
 	is.Equal(ledger.ErrorCode(err), ledger.ENOTFOUND) // an empty folder is not an old root
 }
+
+// TestImportEndsOldHoldsBeforeTheLedgersOwn imports files whose last moment
+// (the registry's modification time) lies after the ledger's own first
+// allocation of a port that the old registry still lists: the old hold ends
+// just before the ledger's own, and the import is taken.
+func TestImportEndsOldHoldsBeforeTheLedgersOwn(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	clock := &stepClock{now: t0}
+	l, _ := mustOpenAudit(t, clock, 3)
+	is.NoErr(l.SetRange(ctx, ledger.DefaultRange))
+	native, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "native", Port: 8000})
+	is.NoErr(err)
+
+	root := writeOriginal(t)
+	reg := ledger.Layout{Dir: root}.Registry()
+	is.NoErr(os.Chtimes(reg, t0.Add(time.Hour), t0.Add(time.Hour))) // the old tool ran on after the ledger began
+	clock.Set(t0.Add(2 * time.Hour))
+	orig, err := commands.ReadOriginal(root)
+	is.NoErr(err)
+	res, err := l.Import(ctx, orig.Events)
+	is.NoErr(err)                                               // taken, not refused
+	is.Equal(res.Imported, len(orig.Events))                    // whole
+	is.Equal(l.Registry().Allocs[8000].EventID, native.EventID) // the ledger's own holder stays
+	ans, err := l.Who(ctx, 8000, ledger.UntilID(t0.Add(-time.Millisecond)))
+	is.NoErr(err)
+	is.Equal(ans.Holder, nil)                                            // the old hold ended
+	is.Equal(ans.Previous.Allocation.ServiceName, "grace_backend")       // the old holder's
+	is.Equal(ans.Previous.Release.Reason, "end of the original records") // saying why
+	is.Equal(ans.Previous.Release.At, t0.Add(-time.Millisecond))         // just before the ledger's own
+
+	again, err := commands.ReadOriginal(root)
+	is.NoErr(err)
+	res, err = l.Import(ctx, again.Events)
+	is.NoErr(err)
+	is.Equal(res.Imported, 0) // the same files again: nothing twice
+}
