@@ -88,6 +88,9 @@ func firstCandidate(reg *projection.Registry, req ledger.AllocateRequest, sub le
 		span = sub
 	}
 	usable := func(p int) bool {
+		if ledger.BrowserBadPort(p) && p != req.Port {
+			return false
+		}
 		_, squat := reg.Conflicts[p]
 		return reg.Range.Contains(p) && span.Contains(p) && reg.Allocs[p] == nil && !squat
 	}
@@ -154,14 +157,15 @@ func (l *Ledger) choosePort(reg *projection.Registry, req ledger.AllocateRequest
 		}
 		return p, nil
 	}
-	if p, ok := reg.LastPortOf(req.ServiceName); ok && span.Contains(p) && reg.Allocs[p] == nil {
+	if p, ok := reg.LastPortOf(req.ServiceName); ok && span.Contains(p) && reg.Allocs[p] == nil && !ledger.BrowserBadPort(p) {
 		if _, squat := reg.Conflicts[p]; !squat && portFree(p) == nil {
 			return p, nil
 		}
 	}
 	var busy []int
 	for p := span.Lo; p <= span.Hi; p++ {
-		if reg.Allocs[p] != nil {
+		// Ports browsers refuse are skipped unless asked for by number.
+		if reg.Allocs[p] != nil || ledger.BrowserBadPort(p) {
 			continue
 		}
 		if _, squat := reg.Conflicts[p]; squat {
@@ -204,6 +208,9 @@ func exhausted(reg *projection.Registry, span ledger.Range, busy []int) error {
 		span, span.Size(), held, strings.Join(parts, "; "))
 	if len(busy) > 0 {
 		msg += fmt.Sprintf("; %d in use by other processes (%s)", len(busy), portList(busy))
+	}
+	if bad := ledger.BrowserBadPorts(reg.Range); len(bad) > 0 {
+		msg += fmt.Sprintf("; %d skipped because browsers refuse them (%s; ask for one with --port)", len(bad), ledger.FormatPorts(bad))
 	}
 	msg += ". Release a port (`ledger release PORT`) or widen the range (`--range`)."
 	return ledger.Errorf(ledger.EEXHAUSTED, "%s", msg)

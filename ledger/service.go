@@ -164,6 +164,10 @@ type PortManagerStatus struct {
 	// AsOf is the ID of the last event folded into this state (zero for an
 	// empty ledger).
 	AsOf ulid.ULID `json:"as_of,omitzero"`
+	// Skipped lists the ports of the range that browsers refuse to
+	// connect to (the Fetch standard's bad ports), which allocation does
+	// not choose on its own; they are not counted as available.
+	Skipped []int `json:"skipped_ports,omitempty"`
 	// Conflicts lists foreign listeners seen in the range.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
 	// Chain is the hash chain's head (see Log.ChainHead); set for the

@@ -196,11 +196,19 @@ func (r *Registry) Status() ledger.PortManagerStatus {
 		conflicts = append(conflicts, c)
 	}
 	slices.SortFunc(conflicts, func(a, b ledger.Conflict) int { return a.Port - b.Port })
+	skipped := ledger.BrowserBadPorts(r.Range)
+	unheld := 0 // skipped ports that nobody holds: not available either
+	for _, p := range skipped {
+		if r.Allocs[p] == nil {
+			unheld++
+		}
+	}
 	return ledger.PortManagerStatus{
 		PortRange:      r.Range.String(),
 		TotalPorts:     r.Range.Size(),
 		AllocatedPorts: len(allocs),
-		AvailablePorts: r.Range.Size() - inRange,
+		AvailablePorts: r.Range.Size() - inRange - unheld,
+		Skipped:        skipped,
 		Allocations:    allocs,
 		AsOf:           r.Last,
 		Conflicts:      conflicts,

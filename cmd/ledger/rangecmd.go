@@ -21,8 +21,10 @@ func runRangeCmd(ctx context.Context, e *env, args []string) error {
 Show the managed port range and its history: every change, when and from
 what. 'ledger range set 9000-9100' changes it (refused while a live
 allocation is outside the new range); that and 'ledger serve --range' at
-start are the only ways the range changes. --json prints
+start are the only ways the range changes. A range that overlaps the
+kernel's ephemeral ports is refused unless --allow-ephemeral. --json prints
 {"port_range": "LO-HI", "changes": [...events]}.`, &c, true)
+	allowEphemeral := allowEphemeralFlag(e, fs)
 	pos, err := parseInterleaved(e, fs, args)
 	if err != nil {
 		return err
@@ -34,6 +36,9 @@ start are the only ways the range changes. --json prints
 		r, err := ledger.ParseRange(pos[1])
 		if err != nil {
 			return usagef("range set: %s", ledger.ErrorMessage(err))
+		}
+		if err := checkNewRange("range set", r, *allowEphemeral); err != nil {
+			return err
 		}
 		return setRange(ctx, e, &c, r)
 	case pos[0] == "set":

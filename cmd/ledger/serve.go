@@ -66,6 +66,7 @@ and Prometheus metrics at /metrics. It prints the dashboard's URL; with a
 token, that URL hands the token to the browser once, as a session cookie, so
 the page's release button works.`, &c, false)
 	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI, set at start and recorded in the ledger when it changes (env LEDGER_RANGE)")
+	allowEphemeral := allowEphemeralFlag(e, fs)
 	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
 	fs.DurationVar(&wopts.StartGrace, "start-grace", watchdog.DefaultStartGrace, "time a new allocation may take to start listening")
 	fs.IntVar(&wopts.Failures, "failures", watchdog.DefaultFailures, "failed checks in a row before a health change")
@@ -98,6 +99,9 @@ the page's release button works.`, &c, false)
 		r, err := ledger.ParseRange(c.rng)
 		if err != nil {
 			return usagef("--range: %s", ledger.ErrorMessage(err))
+		}
+		if err := checkNewRange("--range", r, *allowEphemeral); err != nil {
+			return err
 		}
 		rng = r
 	}

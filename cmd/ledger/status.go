@@ -56,6 +56,9 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 	}
 	fmt.Fprintf(w, "Port range %s: %d ports, %d allocated, %d available (%s)\n",
 		pm.PortRange, pm.TotalPorts, pm.AllocatedPorts, pm.AvailablePorts, when)
+	if len(pm.Skipped) > 0 {
+		fmt.Fprintf(w, "Skipped: %s (browsers refuse these ports; ask for one with allocate --port)\n", ledger.FormatPorts(pm.Skipped))
+	}
 	if pm.Chain != nil {
 		fmt.Fprintf(w, "Chain head: link %d, %s (event %s)\n", pm.Chain.Seq, pm.Chain.Link, pm.Chain.ID)
 	}

@@ -21,14 +21,16 @@ const (
 )
 
 // Env returns the environment of a ledger process of a test: the test's own
-// environment with LEDGER_DATA and LEDGER_RANGE set, and none of the
+// environment with LEDGER_DATA and LEDGER_RANGE set (and
+// LEDGER_ALLOW_EPHEMERAL=1: the tests' ranges lie in the kernel's ephemeral
+// ports on purpose, away from the developer's services), and none of the
 // developer's LEDGER_ADDR, LEDGER_TOKEN or LEDGER_SERVICE. portRange keeps
 // each test package's ports away from the others' and from the developer's
 // services. XDG_RUNTIME_DIR is DATA.run, next to the data directory, so
 // that the daemons of a test announce themselves to that test's processes
 // alone, and never to the developer's shells.
 func Env(data, portRange string) []string {
-	return append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+portRange,
+	return append(os.Environ(), "LEDGER_DATA="+data, "LEDGER_RANGE="+portRange, "LEDGER_ALLOW_EPHEMERAL=1",
 		"LEDGER_ADDR=", "LEDGER_TOKEN=", "LEDGER_SERVICE=", "XDG_RUNTIME_DIR="+data+".run")
 }
 
