@@ -448,7 +448,7 @@ func TestRunInProcess(t *testing.T) {
 	_, child := runBinaries(t)
 	data := t.TempDir()
 	common := []string{"--data", data, "--addr", ""}
-	if err := Run(context.Background(), []string{"range", "set", runRange, "--data", data}, testEnv(t), strings.NewReader(""), io.Discard, io.Discard); err != nil {
+	if err := Run(context.Background(), []string{"range", "set", runRange, "--allow-ephemeral", "--data", data}, testEnv(t), strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
