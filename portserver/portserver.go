@@ -247,6 +247,10 @@ func (s *Server) allocate(pid int) (ledger.Allocation, error) {
 		Purpose:     "portserver request",
 		PID:         pid,
 		Proto:       ledger.ProtoBoth,
+		// The client holds the port while it lives, listening or not:
+		// a test runner often asks for a port that a server it starts
+		// later binds. The lease bounds that, as long as the ledger allows.
+		Lease: commands.MaxLease.Seconds(),
 	}
 	if s.cfg.Within != (ledger.Range{}) {
 		req.Within = s.cfg.Within.String()
@@ -254,8 +258,10 @@ func (s *Server) allocate(pid int) (ledger.Allocation, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, allocateTimeout)
 	defer cancel()
 	a, err := s.cfg.Ledger.Allocate(ctx, req)
-	if ledger.ErrorCode(err) == ledger.EINVALID && strings.Contains(ledger.ErrorMessage(err), "no such process") {
-		// It exited between the two lookups.
+	switch ledger.ErrorCode(err) {
+	case ledger.EINVALID, ledger.EFORBIDDEN:
+		// The process exited between the two lookups, is a kernel
+		// thread, or belongs to another user than the daemon's.
 		return a, fmt.Errorf("%w: %s", errRefused, ledger.ErrorMessage(err))
 	}
 	return a, err

@@ -148,6 +148,7 @@ func TestAnswerIsAnAllocationOfTheClient(t *testing.T) {
 	is.Equal(a.PID, pid)                               // held by the asking process
 	is.True(a.PIDStartedAt != nil)                     // with its start time
 	is.True(strings.Contains(a.StartedBy, "sleep 60")) // started_by is its command line
+	is.Equal(time.Duration(a.Lease), commands.MaxLease) // held while the process lives, listening or not, up to the longest lease
 	is.Equal(f.srv.Stats().Answered, uint64(1))
 
 	again := f.ask(t, strconv.Itoa(pid)+"\n")
