@@ -144,6 +144,7 @@ func (l *Ledger) importRun(evs []ledger.Event) (ledger.ImportResult, error) {
 		// and the next start folds it right.
 		return res, fmt.Errorf("import: fold the registry again: %w", err)
 	}
+	reg.SetLastPortLookup(l.lastPort)
 	l.mu.Lock()
 	l.reg = reg
 	l.mu.Unlock()

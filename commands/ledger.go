@@ -104,6 +104,7 @@ func New(cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg.SetLastPortLookup(l.lastPort)
 	l.reg = reg
 	go l.writer()
 	go l.publisher()
@@ -171,4 +172,11 @@ func (l *Ledger) submit(ctx context.Context, r *request) (result, error) {
 	case <-ctx.Done():
 		return result{}, ctx.Err()
 	}
+}
+
+// lastPort answers sticky allocation from the log's index of the services'
+// last ports; an error reading it only loses the stickiness.
+func (l *Ledger) lastPort(service string) (int, bool) {
+	p, ok, err := l.log.LastPort(service)
+	return p, ok && err == nil
 }

@@ -43,6 +43,10 @@ func (l *Log) Insert(evs []Event) error {
 		events := tx.Bucket(bucketEvents)
 		byPort := tx.Bucket(bucketByPort)
 		meta := tx.Bucket(bucketMeta)
+		services := tx.Bucket(bucketServices)
+		// An imported allocation is the service's last port only for a
+		// service the log has never seen: the log's own are newer.
+		unseen := map[string]bool{}
 		for i := range sorted {
 			e := &sorted[i]
 			if events.Get(e.ID[:]) != nil {
@@ -59,6 +63,17 @@ func (l *Log) Insert(evs []Event) error {
 			v, head = chainEvent(head, e.ID, buf)
 			if err := events.Put(e.ID[:], v); err != nil {
 				return err
+			}
+			if e.Type == EventAllocated && e.Allocated != nil {
+				name := e.Allocated.ServiceName
+				if _, ok := unseen[name]; !ok {
+					unseen[name] = services.Get([]byte(name)) == nil
+				}
+				if unseen[name] {
+					if err := indexService(services, e); err != nil {
+						return err
+					}
+				}
 			}
 			v = v[:len(v)-trailerLen] // the index's copy carries no link
 			if e.Port > 0 {

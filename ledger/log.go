@@ -129,6 +129,15 @@ func Open(path string, opts Options) (*Log, error) {
 				return err
 			}
 		}
+		if tx.Bucket(bucketServices) == nil {
+			b, err := tx.CreateBucket(bucketServices)
+			if err != nil {
+				return err
+			}
+			if err := backfillServices(tx, b); err != nil {
+				return err
+			}
+		}
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
 			copy(l.last[:], k)
 		}
@@ -321,6 +330,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 		tail := tx.Bucket(bucketPortTail)
 		tail.FillPercent = 1.0
 		meta := tx.Bucket(bucketMeta)
+		services := tx.Bucket(bucketServices)
 		now := l.now()
 		for i := range evs {
 			id, err := l.nextID(last, now)
@@ -342,6 +352,9 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 				v, head = chainEvent(head, id, buf)
 			}
 			if err := events.Put(id[:], v); err != nil {
+				return err
+			}
+			if err := indexService(services, &evs[i]); err != nil {
 				return err
 			}
 			v = v[:n] // the index's copy carries no link

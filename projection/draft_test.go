@@ -2,6 +2,7 @@ package projection_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/matryer/is"
@@ -61,4 +62,41 @@ func BenchmarkDraft(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A registry that asks the log for last ports keeps none itself, so its
+// snapshots carry none, and its drafts still see them.
+func TestLastPortLookup(t *testing.T) {
+	is := is.New(t)
+	index := map[string]int{"api": 8007}
+	r := projection.NewRegistry()
+	r.Apply(allocated(8000, "old"))
+	r.SetLastPortLookup(func(s string) (int, bool) { p, ok := index[s]; return p, ok })
+	r.Apply(allocated(8001, "web"))
+	r.Apply(released(8001))
+
+	is.Equal(r.LastPort, nil) // nothing kept in memory
+	p, ok := r.LastPortOf("api")
+	is.True(ok)       // answered by the lookup
+	is.Equal(p, 8007) // with the index's port
+
+	d := r.Draft()
+	d.Apply(allocated(8002, "api"))
+	p, _ = d.LastPortOf("api")
+	is.Equal(p, 8002) // the draft's own change wins over the index
+	p, _ = r.LastPortOf("api")
+	is.Equal(p, 8007) // and stays in the draft
+
+	c := r.Clone()
+	is.Equal(c.LastPort, nil) // a copy asks the log too
+	p, _ = c.LastPortOf("api")
+	is.Equal(p, 8007)
+	b, err := c.MarshalSnapshot()
+	is.NoErr(err)                                      // snapshot
+	is.True(!strings.Contains(string(b), "last_port")) // without last ports
+	is.True(!strings.Contains(string(b), `"web"`))     // nor the names of services that hold nothing
+
+	r.SetLastPortLookup(nil)
+	_, ok = r.LastPortOf("api")
+	is.True(!ok) // a registry that forgets last ports answers none
 }

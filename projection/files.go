@@ -75,7 +75,9 @@ func OpenFiles(layout ledger.Layout, log *ledger.Log) (*Files, error) {
 // newEmptyFiles returns a Files at the start of the log that writes under
 // layout as if no file were there: the replay writer.
 func newEmptyFiles(layout ledger.Layout, log *ledger.Log) *Files {
-	return &Files{layout: layout, log: log, reg: NewRegistry()}
+	reg := NewRegistry()
+	reg.SetLastPortLookup(nil)
+	return &Files{layout: layout, log: log, reg: reg}
 }
 
 // CatchUp writes a JSONL line for every event after the files' position, in
@@ -252,6 +254,7 @@ func (f *Files) load() error {
 	if err := removeTemps(f.layout.Registry()); err != nil {
 		return fmt.Errorf("open projection files: %w", err)
 	}
+	reg.SetLastPortLookup(nil) // the files never ask, and the names are many
 	f.reg, f.pos = reg, pos
 	f.regID, f.regOK = readRegistryFile(f.layout.Registry())
 	return nil

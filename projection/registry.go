@@ -28,6 +28,18 @@ type Registry struct {
 	// lastBase, in a draft, is the LastPort of the registry the draft was
 	// made from: the draft's own LastPort holds only what changed since.
 	lastBase map[string]int
+	// lookup, when set, answers the last ports that LastPort does not
+	// hold: the log's index of them (see SetLastPortLookup).
+	lookup func(service string) (int, bool)
+}
+
+// SetLastPortLookup makes r answer the services' last ports through fn (the
+// log's index, ledger.Log.LastPort) instead of keeping them itself: LastPort
+// becomes nil and Apply stops filling it, so the registry's memory and its
+// snapshots do not grow with the number of service names ever seen. A nil
+// fn makes r forget last ports altogether, for projections that never ask.
+func (r *Registry) SetLastPortLookup(fn func(service string) (int, bool)) {
+	r.LastPort, r.lastBase, r.lookup = nil, nil, fn
 }
 
 // NewRegistry returns the state of an empty log: no allocations, the default
@@ -67,7 +79,9 @@ func (r *Registry) Apply(e ledger.Event) {
 			a.PIDStartedAt = &m
 		}
 		r.Allocs[e.Port] = a
-		r.LastPort[p.ServiceName] = e.Port
+		if r.LastPort != nil {
+			r.LastPort[p.ServiceName] = e.Port
+		}
 		delete(r.Conflicts, e.Port)
 	case ledger.EventPIDRegistered:
 		if a := r.Allocs[e.Port]; a != nil {
@@ -117,6 +131,10 @@ func (r *Registry) Clone() *Registry {
 		}
 		c.Allocs[p] = &cp
 	}
+	c.lookup = r.lookup
+	if r.LastPort == nil && r.lastBase == nil {
+		c.LastPort = nil // the log answers last ports
+	}
 	for s, p := range r.lastBase {
 		c.LastPort[s] = p
 	}
@@ -147,6 +165,7 @@ func (r *Registry) Draft() *Registry {
 		Last:      r.Last,
 		Count:     r.Count,
 		lastBase:  base,
+		lookup:    r.lookup,
 	}
 	for p, a := range r.Allocs {
 		cp := *a
@@ -168,8 +187,13 @@ func (r *Registry) LastPortOf(service string) (int, bool) {
 	if p, ok := r.LastPort[service]; ok {
 		return p, true
 	}
-	p, ok := r.lastBase[service]
-	return p, ok
+	if p, ok := r.lastBase[service]; ok {
+		return p, true
+	}
+	if r.lookup != nil {
+		return r.lookup(service)
+	}
+	return 0, false
 }
 
 // Allocations returns copies of the live allocations, by port.
@@ -235,7 +259,7 @@ type snapshotJSON struct {
 	Version   int                 `json:"v"`
 	Range     ledger.Range        `json:"range"`
 	Allocs    []ledger.Allocation `json:"allocs"`
-	LastPort  map[string]int      `json:"last_port"`
+	LastPort  map[string]int      `json:"last_port,omitempty"` // only in snapshots of registries that keep them
 	Conflicts []ledger.Conflict   `json:"conflicts"`
 	Last      ulid.ULID           `json:"last"`
 	Count     uint64              `json:"count"`
