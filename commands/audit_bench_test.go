@@ -163,8 +163,9 @@ func BenchmarkUsageWeek1M(b *testing.B) {
 }
 
 // BenchmarkDaemonStart1M is what `ledger serve` does before it listens:
-// open the log, fold the registry from the newest snapshot, open the
-// projection files and catch them up (they already are).
+// open the log, check its hash chain since the newest snapshot, fold the
+// registry from that snapshot, open the projection files and catch them up
+// (they already are).
 func BenchmarkDaemonStart1M(b *testing.B) {
 	layout := bench.Layout(b)
 	var times []time.Duration
@@ -173,6 +174,9 @@ func BenchmarkDaemonStart1M(b *testing.B) {
 		log, err := ledger.Open(layout.DB(), ledger.Options{})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if rep, err := log.VerifyChainSinceSnapshot(); err != nil || !rep.OK() {
+			b.Fatalf("chain check at start: %+v %v", rep.Break, err)
 		}
 		l, err := commands.New(commands.Config{Log: log})
 		if err != nil {

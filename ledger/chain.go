@@ -189,6 +189,16 @@ func (l *Log) loadChain(tx *bolt.Tx) error {
 	if err := meta.Put(keyChainHead, h.bytes()); err != nil {
 		return err
 	}
+	// The newest snapshot marks the upgrade, so that the daemon's start
+	// check begins at the base rather than walking the whole file.
+	snaps := tx.Bucket(bucketSnapshots)
+	if k, v := snaps.Cursor().Last(); k != nil {
+		if _, _, ok := splitSnapshot(v); !ok {
+			if err := snaps.Put(bytes.Clone(k), snapshotValue(h, bytes.Clone(v))); err != nil {
+				return err
+			}
+		}
+	}
 	l.head = h
 	return nil
 }
@@ -397,10 +407,14 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 				break
 			}
 		}
-		if start.Seq != 0 && start.Seq <= base.Seq {
+		switch {
+		case start.Seq == 0:
+		case hasBase && start == base:
+			// The snapshot marks the upgrade: start at the base, whose
+			// events a full walk checks.
+		case start.Seq <= base.Seq:
 			start, after = ChainHead{}, ulid.ULID{}
-		}
-		if start.Seq != 0 {
+		default:
 			// The snapshot's own link must be the one stored with its event.
 			v := events.Get(start.ID[:])
 			_, seq, link, chained := splitChained(v)

@@ -166,6 +166,19 @@ func stripChain(t *testing.T, path string) {
 				return err
 			}
 		}
+		snaps := tx.Bucket([]byte("snapshots"))
+		var sk, sv [][]byte
+		_ = snaps.ForEach(func(k, v []byte) error {
+			if len(v) > 0 && v[0] == 0 {
+				sk, sv = append(sk, bytes.Clone(k)), append(sv, bytes.Clone(v[41:]))
+			}
+			return nil
+		})
+		for i := range sk {
+			if err := snaps.Put(sk[i], sv[i]); err != nil {
+				return err
+			}
+		}
 		meta := tx.Bucket([]byte("meta"))
 		_ = meta.Delete([]byte("chain_head"))
 		return meta.Delete([]byte("chain_base"))
@@ -270,4 +283,49 @@ func TestVerifyChainSinceSnapshot(t *testing.T) {
 	is.NoErr(err)
 	is.True(!r.OK())                     // an edit after the snapshot is caught at start
 	is.Equal(r.Break.EventID, evs[8].ID) // and named
+}
+
+func TestStartCheckAfterUpgradeBeginsAtTheBase(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := ledger.Open(path, ledger.Options{})
+	is.NoErr(err)
+	snap := func(n uint64, _ []ledger.Event) ([]byte, error) { return []byte(`{"snap":true}`), nil }
+	for i := range 5 {
+		_, err := l.Append([]ledger.Event{stats(8000+i, 1)}, snap)
+		is.NoErr(err)
+	}
+	is.NoErr(l.Close())
+	stripChain(t, path) // a file from before the chain, snapshots and all
+
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err)
+	r, err := l.VerifyChainSinceSnapshot()
+	is.NoErr(err)
+	is.True(r.OK())
+	is.Equal(r.From, uint64(5))    // the start check begins at the base, not the first event
+	is.Equal(r.Checked, uint64(0)) // nothing chained since
+	_, data, ok, err := l.Snapshot(ulid.ULID{})
+	is.NoErr(err)
+	is.True(ok)
+	is.Equal(string(data), `{"snap":true}`) // the snapshot still reads
+	more := mustAppend(t, l, stats(8010, 1), stats(8011, 1))
+	r, err = l.VerifyChainSinceSnapshot()
+	is.NoErr(err)
+	is.True(r.OK())
+	is.Equal(r.Checked, uint64(2)) // the events since the upgrade
+	is.NoErr(l.Close())
+
+	editFile(t, path, func(b *bolt.Bucket) error {
+		v := bytes.Clone(b.Get(more[0].ID[:]))
+		v[4] ^= 1
+		return b.Put(more[0].ID[:], v)
+	})
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err)
+	defer l.Close()
+	r, err = l.VerifyChainSinceSnapshot()
+	is.NoErr(err)
+	is.True(!r.OK())                      // caught at start
+	is.Equal(r.Break.EventID, more[0].ID) // and named
 }
