@@ -2,10 +2,10 @@
 // is the recorded process alive (the same process, not a recycled PID), is
 // its port listening, does its health endpoint answer. It never changes state
 // itself: each health transition becomes a health_changed event submitted
-// through ledger.Service.RecordHealth, each dead or expired allocation a
-// release submitted through ledger.Service.Release, and each foreign listener
-// in the managed range a conflict submitted through RecordConflict. A steady
-// service adds nothing to the log.
+// through Ledger.RecordHealth, each dead or expired allocation a release
+// submitted through Ledger.Release, and each foreign listener in the managed
+// range a conflict submitted through Ledger.RecordConflict. A steady service
+// adds nothing to the log.
 package watchdog
 
 import (
@@ -15,8 +15,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 )
+
+// Ledger is what the watchdog needs of a ledger: the registry it probes and
+// the commands it submits. *commands.Ledger satisfies it; the watchdog runs
+// where the ledger file is open (the daemon, or `ledger check` without one).
+type Ledger interface {
+	// Status returns the registry at a point (zero: now).
+	Status(ctx context.Context, at ulid.ULID) (ledger.Status, error)
+	// Allocation returns the holder of a port at a point; ENOTFOUND if free.
+	Allocation(ctx context.Context, port int, at ulid.ULID) (ledger.Allocation, error)
+	// RecordHealth records a health transition. ENOTFOUND if the
+	// allocation is gone; no event when nothing changed.
+	RecordHealth(ctx context.Context, rep ledger.HealthReport) error
+	// RecordConflict records a foreign listener in the managed range;
+	// ECONFLICT if the ledger holds the port.
+	RecordConflict(ctx context.Context, port, pid int, command string) error
+	// Release frees a port; with EventID set, only that allocation.
+	Release(ctx context.Context, req ledger.ReleaseRequest) (ledger.Event, error)
+}
 
 // Defaults of Options.
 const (
@@ -88,7 +107,7 @@ func (o Options) withDefaults() Options {
 // Watchdog probes the allocations of one ledger. Its methods are safe for
 // concurrent use; sweeps never overlap.
 type Watchdog struct {
-	svc     ledger.Service
+	svc     Ledger
 	opts    Options
 	self    int // our own PID: our listeners are never conflicts
 	http    *endpointProber
@@ -109,7 +128,7 @@ type Watchdog struct {
 // New returns a watchdog over svc. Its failure counters start empty: the
 // current health of every allocation is read from the registry, so a new
 // watchdog over an old ledger emits nothing until something changes.
-func New(svc ledger.Service, opts Options) *Watchdog {
+func New(svc Ledger, opts Options) *Watchdog {
 	opts = opts.withDefaults()
 	return &Watchdog{
 		svc:      svc,

@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/watchdog"
 )
 
 func runCheck(ctx context.Context, e *env, args []string) error {
@@ -26,12 +25,7 @@ dead services are recorded as events. Through the daemon when one runs.`, &c, tr
 	if err != nil {
 		return err
 	}
-	var res ledger.SweepResult
-	if b.client != nil {
-		res, err = b.client.HealthCheck(ctx)
-	} else {
-		res, err = watchdog.New(b.Service, watchdog.Options{}).Sweep(ctx)
-	}
+	res, err := b.sweep(ctx)
 	if err = closeWith(b, err); err != nil {
 		return err
 	}

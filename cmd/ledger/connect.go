@@ -15,6 +15,7 @@ import (
 	"github.com/portledger/portledger/httpapi"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
+	"github.com/portledger/portledger/watchdog"
 )
 
 // common holds the flags every subcommand takes.
@@ -113,18 +114,60 @@ func parseInterleaved(e *env, fs *flag.FlagSet, args []string) ([]string, error)
 // errHelp ends a subcommand after printing its help.
 var errHelp = errors.New("help printed")
 
-// backend is a ledger.Service with what it takes to close it: a client of a
-// running daemon, or the ledger file opened in this process.
+// backend is what a subcommand talks to: a client of a running daemon, or
+// the ledger file opened in this process (the embedded mode). dial chooses
+// once; the subcommands use the same fields either way and cannot tell.
 type backend struct {
 	ledger.Service
 	events ledger.EventService // the same side as Service
-	client *httpapi.Client     // set when a daemon answered
-	local  *commands.Ledger    // set in embedded mode
-	log    *ledger.Log         // set in embedded mode
+	// sweep runs one watchdog sweep now: the daemon's, or one in this
+	// process over the open file.
+	sweep func(context.Context) (ledger.SweepResult, error)
+	// verify walks the log's hash chain: through the daemon, or in the file.
+	verify func(context.Context) (ledger.ChainReport, error)
+	client *httpapi.Client  // set when a daemon answered
+	local  *commands.Ledger // set in embedded mode
+	log    *ledger.Log      // set in embedded mode
 	layout ledger.Layout
 	// readOnly is set when the file system of the data directory is
 	// read-only: the file projections are left as they are.
 	readOnly bool
+}
+
+// remote is the backend of a daemon that answered.
+func remote(cl *httpapi.Client, layout ledger.Layout) *backend {
+	return &backend{Service: cl, events: cl, sweep: cl.HealthCheck, verify: cl.VerifyChain, client: cl, layout: layout}
+}
+
+// embedded is the backend of the ledger file opened in this process. An
+// import rebuilds the file projections here, as the daemon does for its
+// callers.
+func embedded(local *commands.Ledger, log *ledger.Log, layout ledger.Layout, readOnly bool) *backend {
+	return &backend{
+		Service: importer{Ledger: local, rebuild: func() error { return rebuildFiles(layout, log) }},
+		events:  local,
+		sweep: func(ctx context.Context) (ledger.SweepResult, error) {
+			return watchdog.New(local, watchdog.Options{}).Sweep(ctx)
+		},
+		verify:   func(context.Context) (ledger.ChainReport, error) { return log.VerifyChain() },
+		local:    local,
+		log:      log,
+		layout:   layout,
+		readOnly: readOnly,
+	}
+}
+
+// rebuildFiles rewrites the file projections of layout from log when an
+// import changed the past (projection.Files.Mend, as the daemon does):
+// nobody else writes them while this process holds the ledger.
+func rebuildFiles(layout ledger.Layout, log *ledger.Log) error {
+	f, err := projection.OpenFiles(layout, log)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Mend()
+	return err
 }
 
 // embeddedLockTimeout is how long the embedded mode waits for another
@@ -150,10 +193,10 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		if err := cl.Ping(ctx); err != nil {
 			return nil, fmt.Errorf("no ledger daemon answers at %s: %w", c.addr, err)
 		}
-		return &backend{Service: cl, events: cl, client: cl, layout: layout}, nil
+		return remote(cl, layout), nil
 	}
 	if cl := socketClient(ctx, layout, c.token); cl != nil {
-		return &backend{Service: cl, events: cl, client: cl, layout: layout}, nil
+		return remote(cl, layout), nil
 	}
 	// No daemon serves this data directory. One of this user's daemons may
 	// serve another: a shell without LEDGER_DATA goes to it; one that named
@@ -166,11 +209,11 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		a := elsewhere[0]
 		cl := httpapi.NewSocketClient(a.Socket, c.token)
 		c.note("no --data or LEDGER_DATA given and no daemon serves %s: using the daemon (pid %d) that serves %s", c.data, a.PID, a.Data)
-		return &backend{Service: cl, events: cl, client: cl, layout: ledger.Layout{Dir: a.Data}}, nil
+		return remote(cl, ledger.Layout{Dir: a.Data}), nil
 	}
 	log, readOnly, cl, err := openOrFind(ctx, layout, c.token)
 	if cl != nil {
-		return &backend{Service: cl, events: cl, client: cl, layout: layout}, nil
+		return remote(cl, layout), nil
 	}
 	if err != nil {
 		if errors.Is(err, ledger.ErrLocked) {
@@ -186,7 +229,7 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		log.Close()
 		return nil, err
 	}
-	return &backend{Service: local, events: local, local: local, log: log, layout: layout, readOnly: readOnly}, nil
+	return embedded(local, log, layout, readOnly), nil
 }
 
 // socketClient returns a client of the daemon that answers on the data

@@ -8,7 +8,6 @@ import (
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/projection"
 )
 
 func runImport(ctx context.Context, e *env, args []string) error {
@@ -43,14 +42,6 @@ lie in the past.`, &c, true)
 		return err
 	}
 	res, err := b.Import(ctx, orig.Events)
-	if err == nil && b.local != nil && res.Imported > 0 {
-		// The daemon rebuilds its files itself; here nobody else writes
-		// them while this process holds the ledger.
-		b.local.Close()
-		if rerr := projection.ReplayAndMend(b.layout, b.log); rerr != nil {
-			err = fmt.Errorf("rebuild the files: %w", rerr)
-		}
-	}
 	if err = closeWith(b, err); err != nil {
 		return err
 	}
@@ -117,11 +108,13 @@ func nonNil(ps []ledger.ImportProblem) []ledger.ImportProblem {
 	return ps
 }
 
-// importer is the daemon's service: an import also rebuilds the daemon's
-// file projections, since the imported events lie in the past of the log.
+// importer is a ledger whose Import also rebuilds the file projections:
+// imported events lie in the past of the log, where catching up, which only
+// appends after its position, never writes them. The daemon and the
+// embedded mode both serve through it, so the rebuild has one owner.
 type importer struct {
 	*commands.Ledger
-	d *daemon
+	rebuild func() error
 }
 
 // Import imports, then rebuilds port_registry.json and the JSONL logs.
@@ -130,8 +123,7 @@ func (s importer) Import(ctx context.Context, evs []ledger.Event) (ledger.Import
 	if err != nil || res.Imported == 0 {
 		return res, err
 	}
-	if _, err := s.d.files.Mend(); err != nil {
-		s.d.logger.Error("projections", "err", err)
+	if err := s.rebuild(); err != nil {
 		return res, fmt.Errorf("imported %d events, but rebuilding the files failed: %w", res.Imported, err)
 	}
 	return res, nil

@@ -218,7 +218,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	wopts.OnSweep = metrics.Sweep
 	d.wd = watchdog.New(d.svc, wopts)
 	handler := httpapi.NewServer(httpapi.Config{
-		Service: importer{d.svc, d}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
+		Service: importer{Ledger: d.svc, rebuild: d.rebuildFiles}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 		Metrics: metrics, Chain: log,
 	})
 
@@ -265,6 +265,16 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 		}()
 	}
 	return d, nil
+}
+
+// rebuildFiles rewrites the file projections after an import; a failure
+// is logged here and told to the caller.
+func (d *daemon) rebuildFiles() error {
+	if _, err := d.files.Mend(); err != nil {
+		d.logger.Error("projections", "err", err)
+		return err
+	}
+	return nil
 }
 
 // project keeps the file projections caught up: a commit wakes it, and one

@@ -34,12 +34,7 @@ listed), 1 when it does not. --json prints the report.`, &c, true)
 	if err != nil {
 		return err
 	}
-	var rep ledger.ChainReport
-	if b.client != nil {
-		rep, err = b.client.VerifyChain(ctx)
-	} else {
-		rep, err = b.log.VerifyChain()
-	}
+	rep, err := b.verify(ctx)
 	if err = closeWith(b, err); err != nil {
 		return err
 	}
