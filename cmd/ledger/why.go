@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -294,7 +293,7 @@ func (a *whyAnswer) judge(ctx context.Context) {
 func (a *whyAnswer) ownersText() string {
 	var parts []string
 	for _, p := range a.Processes {
-		parts = append(parts, fmt.Sprintf("pid %d (%s)", p.PID, clean(commandOf(p), 60)))
+		parts = append(parts, fmt.Sprintf("pid %d (%s)", p.PID, escapeN(commandOf(p), 60)))
 	}
 	for _, s := range a.Sockets {
 		if s.PID == 0 {
@@ -331,19 +330,19 @@ func (a *whyAnswer) print(w io.Writer) error {
 		fmt.Fprintf(w, "  listening now: tcp %s, udp %s\n", listOrDash(tcp), listOrDash(udp))
 	}
 	for _, p := range a.Processes {
-		fmt.Fprintf(w, "  pid %d: %s\n", p.PID, clean(commandOf(p), 200))
+		fmt.Fprintf(w, "  pid %d: %s\n", p.PID, escapeN(commandOf(p), 200))
 		if p.User != "" {
-			fmt.Fprintf(w, "    user:    %s\n", clean(p.User, 64))
+			fmt.Fprintf(w, "    user:    %s\n", escapeN(p.User, 64))
 		}
 		if p.Cwd != "" {
-			fmt.Fprintf(w, "    cwd:     %s\n", clean(p.Cwd, 200))
+			fmt.Fprintf(w, "    cwd:     %s\n", escapeN(p.Cwd, 200))
 		}
 		if p.StartedAt != nil {
 			fmt.Fprintf(w, "    started: %s\n", localTime(*p.StartedAt))
 		}
 	}
 	if c := a.Container; c != nil {
-		fmt.Fprintf(w, "  in a container: %s\n", clean(c.describe(), 200))
+		fmt.Fprintf(w, "  in a container: %s\n", escapeN(c.describe(), 200))
 	}
 	fmt.Fprintf(w, "\nThe ledger (range %s):\n", a.Range)
 	if h := a.Holder; h != nil {
@@ -351,7 +350,7 @@ func (a *whyAnswer) print(w io.Writer) error {
 		if h.PID != 0 {
 			pid = fmt.Sprintf("pid %d", h.PID)
 		}
-		fmt.Fprintf(w, "  held by %s since %s (%s, %s)\n", clean(h.ServiceName, 100), localTime(h.AllocatedAt), pid, h.HealthStatus)
+		fmt.Fprintf(w, "  held by %s since %s (%s, %s)\n", escapeN(h.ServiceName, 100), localTime(h.AllocatedAt), pid, h.HealthStatus)
 	} else {
 		fmt.Fprintln(w, "  not allocated")
 	}
@@ -361,8 +360,8 @@ func (a *whyAnswer) print(w io.Writer) error {
 			lead = "          "
 		}
 		r := t.Release
-		fmt.Fprintf(w, "%s%s %s - %s, released %q\n", lead, clean(t.Allocation.ServiceName, 100),
-			localTime(t.Allocation.AllocatedAt), localTime(r.At), clean(r.Reason, 120))
+		fmt.Fprintf(w, "%s%s %s - %s, released %q\n", lead, escapeN(t.Allocation.ServiceName, 100),
+			localTime(t.Allocation.AllocatedAt), localTime(r.At), escapeN(r.Reason, 120))
 	}
 	fmt.Fprintf(w, "\nVerdict: %s\n", a.Explanation)
 	if a.Advice != "" {
@@ -383,23 +382,4 @@ func pidNote(pid int) string {
 		return ""
 	}
 	return fmt.Sprintf(" (pid %d)", pid)
-}
-
-// clean makes text from the OS or the log safe to print: control and format
-// characters become '?', and it is cut to max runes.
-func clean(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if n == max {
-			b.WriteString("…")
-			break
-		}
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			r = '?'
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
 }
