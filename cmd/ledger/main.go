@@ -88,6 +88,7 @@ func subcommands() []subcommand {
 		{"status", "show the registry (now, or --at a moment of the past)", runStatus},
 		{"history", "list the events of a port, a service or a time window", runHistory},
 		{"who", "say who held a port (now, or --at a moment of the past)", runWho},
+		{"env", "print LEDGER_PORT_<SERVICE>=PORT for every held port (shell, dotenv, json)", runEnvCmd},
 		{"why", "say what is on a port: the OS's view and the ledger's, and what to do when they disagree", runWhy},
 		{"usage", "show how each service used its ports over a window", runUsage},
 		{"import", "import the original port manager's registry and logs", runImport},

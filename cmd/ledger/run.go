@@ -120,7 +120,16 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	a, err := step(ctx, c, func(b *backend) (ledger.Allocation, error) { return b.Allocate(ctx, o.req) })
+	// The ports of every service that holds one at start go to the
+	// child as LEDGER_PORT_<SERVICE>, so that services find each other.
+	var peers []ledger.Allocation
+	a, err := step(ctx, c, func(b *backend) (ledger.Allocation, error) {
+		a, err := b.Allocate(ctx, o.req)
+		if err == nil {
+			peers, _ = b.Allocations(ctx, ledger.AllocationQuery{}) // without them the child still runs
+		}
+		return a, err
+	})
 	if err != nil {
 		return err
 	}
@@ -145,7 +154,7 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 	default:
 	}
 
-	child, err := startChild(e, o, path, argv, port)
+	child, err := startChild(e, o, path, argv, port, portEnv(peers))
 	if err != nil {
 		reason := errorText(err)
 		var ex exitError
@@ -249,8 +258,11 @@ func step[T any](ctx context.Context, c *common, do func(*backend) (T, error)) (
 
 // startChild starts the command with the port in its environment. With
 // --socket it binds the port first and passes the listener as fd 3.
-func startChild(e *env, o runOptions, path string, argv []string, port int) (*exec.Cmd, error) {
-	env := withEnv(withoutListen(os.Environ()), "PORT", strconv.Itoa(port), "LEDGER_PORT", strconv.Itoa(port))
+// peers are the LEDGER_PORT_<SERVICE> pairs of the services that hold
+// ports.
+func startChild(e *env, o runOptions, path string, argv []string, port int, peers []string) (*exec.Cmd, error) {
+	env := withEnv(withoutPortVars(withoutListen(os.Environ())), peers...)
+	env = withEnv(env, "PORT", strconv.Itoa(port), "LEDGER_PORT", strconv.Itoa(port))
 	if !o.socket {
 		cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr}
 		if err := cmd.Start(); err != nil {

@@ -104,14 +104,15 @@ func (r *ledgerRun) wait(t *testing.T) int {
 
 // childInfo is what testdata/runchild saw.
 type childInfo struct {
-	PID         int    `json:"pid"`
-	Port        string `json:"port"`
-	LedgerPort  string `json:"ledger_port"`
-	ListenPID   string `json:"listen_pid"`
-	ListenFDs   string `json:"listen_fds"`
-	FDNames     string `json:"listen_fdnames"`
-	FromFD3     bool   `json:"from_fd3"`
-	ListenError string `json:"listen_error"`
+	PID         int               `json:"pid"`
+	Port        string            `json:"port"`
+	LedgerPort  string            `json:"ledger_port"`
+	ListenPID   string            `json:"listen_pid"`
+	ListenFDs   string            `json:"listen_fds"`
+	FDNames     string            `json:"listen_fdnames"`
+	FromFD3     bool              `json:"from_fd3"`
+	ListenError string            `json:"listen_error"`
+	PortVars    map[string]string `json:"port_vars"`
 }
 
 // readInfo waits for the service to write its info file.

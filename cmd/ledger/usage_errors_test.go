@@ -17,6 +17,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		want string // the start of stderr
 	}{
 		{"unknown protocol", []string{"allocate", "--service", "x", "--proto", "tcp6x"}, `ledger: --proto "tcp6x": want tcp, udp or both`},
+		{"unknown env format", []string{"env", "--format", "yaml"}, `ledger: --format "yaml": want shell, dotenv or json`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

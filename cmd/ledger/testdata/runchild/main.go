@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -25,6 +26,8 @@ type info struct {
 	FDNames     string `json:"listen_fdnames"`
 	FromFD3     bool   `json:"from_fd3"`
 	ListenError string `json:"listen_error,omitempty"`
+	// PortVars are the LEDGER_PORT_<SERVICE> variables it was given.
+	PortVars map[string]string `json:"port_vars"`
 }
 
 func main() {
@@ -46,6 +49,12 @@ func main() {
 		ListenPID:  os.Getenv("LISTEN_PID"),
 		ListenFDs:  os.Getenv("LISTEN_FDS"),
 		FDNames:    os.Getenv("LISTEN_FDNAMES"),
+		PortVars:   map[string]string{},
+	}
+	for _, kv := range os.Environ() {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "LEDGER_PORT_") {
+			in.PortVars[k] = v
+		}
 	}
 	var ln net.Listener
 	var err error
