@@ -167,12 +167,9 @@ func (l *Ledger) RecordConflict(ctx context.Context, port, pid int, command stri
 	if pid < 0 {
 		return ledger.Errorf(ledger.EINVALID, "pid %d: must not be negative", pid)
 	}
-	if len(command) > maxCmdline {
-		command = command[:maxCmdline]
-	}
-	if err := validateText("command", command, maxCmdline); err != nil {
-		return err
-	}
+	// The command line is what the OS says the listener runs: escaped and
+	// recorded, never a reason to refuse the record.
+	command = escapeObserved(command, maxCmdline)
 	_, err := l.submit(ctx, &request{decide: func(draft *projection.Registry, _ time.Time) ([]ledger.Event, error) {
 		if draft.Allocs[port] != nil {
 			return nil, ledger.Errorf(ledger.ECONFLICT, "port %d is allocated by the ledger", port)

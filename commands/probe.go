@@ -41,9 +41,7 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 		return ProcessInfo{}, ledger.Errorf(ledger.EINVALID, "pid %d: no such process", pid)
 	}
 	cmd, _ := p.Cmdline() // a zombie or a kernel thread has none; the PID is what matters
-	if len(cmd) > maxCmdline {
-		cmd = cmd[:maxCmdline]
-	}
+	cmd = escapeObserved(cmd, maxCmdline)
 	info := ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd, UID: -1}
 	if uid, kthread, err := processTraits(pid); err == nil {
 		info.UID, info.KernelThread = uid, kthread

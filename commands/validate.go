@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -58,6 +59,38 @@ func validateText(field, s string, limit int) error {
 		return ledger.Errorf(ledger.EINVALID, "%s contains the Unicode format character %U, which changes how text is shown", field, r)
 	}
 	return nil
+}
+
+// escapeObserved makes a string that the OS told us (a process's command
+// line), not one a caller chose, fit for the log: control and format
+// characters and invalid UTF-8 become \xNN or \u{NNNN}, a backslash is
+// doubled, and the result is cut to limit bytes on a character boundary.
+// A caller's string with such characters is refused (validateText); an
+// observed one is a fact to record, so it is escaped and kept.
+func escapeObserved(s string, limit int) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < limit; {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var piece string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			piece = fmt.Sprintf("\\x%02x", s[i])
+		case r == '\\':
+			piece = `\\`
+		case r < 0x100 && unicode.IsControl(r):
+			piece = fmt.Sprintf("\\x%02x", r)
+		case unicode.IsControl(r) || isFormat(r):
+			piece = fmt.Sprintf("\\u{%04X}", r)
+		default:
+			piece = s[i : i+size]
+		}
+		if b.Len()+len(piece) > limit {
+			break
+		}
+		b.WriteString(piece)
+		i += size
+	}
+	return b.String()
 }
 
 // isFormat reports whether r is a Unicode format character (category Cf),

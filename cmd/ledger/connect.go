@@ -120,9 +120,10 @@ var errHelp = errors.New("help printed")
 type backend struct {
 	ledger.Service
 	events ledger.EventService // the same side as Service
-	// sweep runs one watchdog sweep now: the daemon's, or one in this
-	// process over the open file.
-	sweep func(context.Context) (ledger.SweepResult, error)
+	// sweep runs one watchdog sweep now: the daemon's (with its own
+	// counts of failed checks), or a one-shot one in this process over the
+	// open file, which concludes after failures failed checks of its own.
+	sweep func(ctx context.Context, failures int) (ledger.SweepResult, error)
 	// verify walks the log's hash chain: through the daemon, or in the file.
 	verify func(context.Context) (ledger.ChainReport, error)
 	client *httpapi.Client  // set when a daemon answered
@@ -136,7 +137,7 @@ type backend struct {
 
 // remote is the backend of a daemon that answered.
 func remote(cl *httpapi.Client, layout ledger.Layout) *backend {
-	return &backend{Service: cl, events: cl, sweep: cl.HealthCheck, verify: cl.VerifyChain, client: cl, layout: layout}
+	return &backend{Service: cl, events: cl, sweep: func(ctx context.Context, _ int) (ledger.SweepResult, error) { return cl.HealthCheck(ctx) }, verify: cl.VerifyChain, client: cl, layout: layout}
 }
 
 // embedded is the backend of the ledger file opened in this process. An
@@ -146,8 +147,8 @@ func embedded(local *commands.Ledger, log *ledger.Log, layout ledger.Layout, rea
 	return &backend{
 		Service: importer{Ledger: local, rebuild: func() error { return rebuildFiles(layout, log) }},
 		events:  local,
-		sweep: func(ctx context.Context) (ledger.SweepResult, error) {
-			return watchdog.New(local, watchdog.Options{}).Sweep(ctx)
+		sweep: func(ctx context.Context, failures int) (ledger.SweepResult, error) {
+			return watchdog.New(local, watchdog.Options{Failures: failures}).Sweep(ctx)
 		},
 		verify:   func(context.Context) (ledger.ChainReport, error) { return log.VerifyChain() },
 		local:    local,

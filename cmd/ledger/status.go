@@ -63,19 +63,22 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 		fmt.Fprintf(w, "Chain head: link %d, %s (event %s)\n", pm.Chain.Seq, pm.Chain.Link, pm.Chain.ID)
 	}
 	wd := st.Watchdog
-	if wd.Running {
+	switch {
+	case at != "":
+		// The watchdog's counters are of now: they say nothing of the past.
+	case wd.Running:
 		fmt.Fprintf(w, "Watchdog: running, every %gs, %d checks, %d issues, %d ports monitored\n",
 			wd.CheckInterval, wd.ChecksPerformed, wd.IssuesDetected, wd.MonitoredPorts)
-	} else {
+	default:
 		fmt.Fprintln(w, "Watchdog: not running (start it with `ledger serve`)")
-	}
-	if len(pm.Allocations) == 0 {
-		_, err := fmt.Fprintln(w, "\nNo ports allocated.")
-		return err
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tHEALTH\tSINCE\tPURPOSE")
+	if len(pm.Allocations) == 0 {
+		fmt.Fprintln(tw, "No ports allocated.")
+	} else {
+		fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tHEALTH\tSINCE\tPURPOSE")
+	}
 	for _, a := range pm.Allocations {
 		pid := "-"
 		if a.PID != 0 {
@@ -91,6 +94,9 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 	if len(pm.Conflicts) > 0 {
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "FOREIGN LISTENERS IN THE RANGE\t\t\t\t\t")
+		if len(pm.Allocations) == 0 {
+			fmt.Fprintln(tw, "PORT\t\tPID\t\tSEEN\tCOMMAND")
+		}
 		for _, x := range pm.Conflicts {
 			fmt.Fprintf(tw, "%d\t(not allocated)\t%d\t\t%s\t%s\n", x.Port, x.PID, x.DetectedAt.Local().Format("2006-01-02 15:04:05"), safe(x.Command))
 		}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"github.com/portledger/portledger/internal/testbin"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+	"github.com/portledger/portledger/ledger"
+)
+
+// TestOneShotCheckConcludes runs `ledger check` without a daemon on a holder
+// whose process is gone: the first check releases it and says how it
+// concluded, where a check that forgets its strikes never would.
+func TestOneShotCheckConcludes(t *testing.T) {
+	is := is.New(t)
+	data := t.TempDir()
+	out, errOut, code := run(t, data, "allocate", "--service", "gone")
+	is.Equal(code, 0) // allocate
+	is.Equal(errOut, "")
+	port := strings.TrimSpace(out)
+	child := exec.Command("sleep", "60")
+	is.NoErr(child.Start())
+	pid := child.Process.Pid
+	_, errOut, code = run(t, data, "register-pid", port, strconv.Itoa(pid))
+	is.Equal(code, 0) // register the child
+	is.Equal(errOut, "")
+	is.NoErr(child.Process.Kill())
+	_ = child.Wait() // gone, and reaped
+
+	out, errOut, code = run(t, data, "check")
+	is.Equal(code, 0)                                                      // checked
+	is.True(strings.Contains(out, "One-shot check"))                       // saying how it concludes
+	is.True(strings.Contains(out, "process "+strconv.Itoa(pid)+" exited")) // the reason
+	is.True(!strings.Contains(out, "of 2"))                                // no strike that the next run forgets
+	out, _, code = run(t, data, "status", "--json")
+	is.Equal(code, 0)
+	var st ledger.Status
+	is.NoErr(json.Unmarshal([]byte(out), &st))
+	is.Equal(st.PortManager.AllocatedPorts, 0) // released
+	out, _, _ = run(t, data, "history", "--port", port)
+	is.True(strings.Contains(out, "exited")) // with the reason in the history
+
+	out, _, code = run(t, data, "check", "--json")
+	is.Equal(code, 0)
+	var res checkResult
+	is.NoErr(json.Unmarshal([]byte(out), &res))
+	is.Equal(res.Mode, "one-shot") // --json says which too
+	is.Equal(res.Failures, 1)
+	_, errOut, code = run(t, data, "check", "--failures", "0")
+	is.Equal(code, 2) // a bad count is a usage error
+	is.True(strings.HasPrefix(errOut, "ledger: "))
+}
+
+// TestForeignListenerWithControlCharacters has a foreign process listen in
+// the range with a bell and an escape in its command line, and nothing
+// allocated: check records it with the characters escaped, and status shows
+// it.
+func TestForeignListenerWithControlCharacters(t *testing.T) {
+	is := is.New(t)
+	data, dir := t.TempDir(), t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	listener := exec.Command(bins.Program(t, "./cmd/ledger/testdata/listenchild"),
+		"-addr", "127.0.0.1:45590", "-ready", ready, "bell\x07and\x1b[31mred")
+	is.NoErr(listener.Start())
+	defer func() { listener.Process.Kill(); listener.Wait() }()
+	testbin.WaitFor(t, "the foreign listener is bound", func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+
+	out, errOut, code := run(t, data, "check")
+	is.Equal(code, 0) // the check goes on
+	is.Equal(errOut, "")
+	is.True(strings.Contains(out, "foreign listener on 45590")) // and records the listener
+	is.True(!strings.ContainsAny(out, "\x07\x1b"))              // its command line escaped
+
+	out, _, code = run(t, data, "status")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, "No ports allocated"))     // nothing allocated
+	is.True(strings.Contains(out, "FOREIGN LISTENERS"))      // but the squatter is shown
+	is.True(strings.Contains(out, "45590"))                  // on its port
+	is.True(strings.Contains(out, `bell\x07and\x1b[31mred`)) // escaped, and recognisable
+	is.True(!strings.ContainsAny(out, "\x07\x1b"))           // never raw
+	out, _, _ = run(t, data, "history", "--port", "45590", "--json")
+	is.True(strings.Contains(out, `bell\\x07and\\x1b[31mred`)) // the log keeps the escaped form
+}
