@@ -111,17 +111,6 @@ func (c *Client) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger
 	return e, err
 }
 
-// RecordHealth records a health transition; see ledger.Service.
-func (c *Client) RecordHealth(ctx context.Context, rep ledger.HealthReport) error {
-	return c.do(ctx, http.MethodPost, "/api/ports/internal/health", nil, rep, nil)
-}
-
-// RecordConflict records a foreign listener; see ledger.Service.
-func (c *Client) RecordConflict(ctx context.Context, port, pid int, command string) error {
-	return c.do(ctx, http.MethodPost, "/api/ports/internal/conflict", nil,
-		conflictBody{Port: port, PID: pid, Command: command}, nil)
-}
-
 // SetRange changes the managed range; see ledger.Service.
 func (c *Client) SetRange(ctx context.Context, r ledger.Range) error {
 	return c.do(ctx, http.MethodPut, "/api/ports/range", nil, rangeBody{PortRange: r.String()}, nil)

@@ -47,13 +47,6 @@ type rangeBody struct {
 	PortRange string `json:"port_range"`
 }
 
-// conflictBody is the request of POST /api/ports/internal/conflict.
-type conflictBody struct {
-	Port    int    `json:"port"`
-	PID     int    `json:"pid"`
-	Command string `json:"command"`
-}
-
 // healthzBody answers GET /healthz. The PID lets a second daemon name the
 // running one.
 type healthzBody struct {
@@ -328,36 +321,6 @@ func handleSetRange(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
 			return err
 		}
 		if err := svc.SetRange(r.Context(), rg); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
-}
-
-// handleRecordHealth records a health transition found by a watchdog.
-func handleRecordHealth(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
-	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		var rep ledger.HealthReport
-		if err := decode(w, r, &rep); err != nil {
-			return err
-		}
-		if err := svc.RecordHealth(r.Context(), rep); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
-}
-
-// handleRecordConflict records a foreign listener in the managed range.
-func handleRecordConflict(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
-	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		var body conflictBody
-		if err := decode(w, r, &body); err != nil {
-			return err
-		}
-		if err := svc.RecordConflict(r.Context(), body.Port, body.PID, body.Command); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)

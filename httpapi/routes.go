@@ -9,9 +9,10 @@ import (
 )
 
 // routes lists the whole API surface. The paths and JSON shapes under
-// /api/ports are the original port manager's; /api/ports/internal and
-// /api/ports/range carry the rest of ledger.Service so that the Client can
-// stand in for a local ledger.
+// /api/ports are the original port manager's; /api/ports/range and the
+// others carry the rest of ledger.Service so that the Client can stand in
+// for a local ledger. The watchdog's own commands (health, conflicts) have
+// no route: the watchdog runs where the ledger file is open.
 func routes(cfg Config) http.Handler {
 	svc, log := cfg.Service, cfg.Logger
 	r := chi.NewRouter()
@@ -51,8 +52,6 @@ func routes(cfg Config) http.Handler {
 			r.Get("/verify", handleVerify(cfg.Chain, log))
 
 			r.Put("/range", handleSetRange(svc, log))
-			r.Post("/internal/health", handleRecordHealth(svc, log))
-			r.Post("/internal/conflict", handleRecordConflict(svc, log))
 		})
 	})
 	return r

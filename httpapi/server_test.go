@@ -324,9 +324,6 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"stats to a free port", "POST", "/api/ports/allocations/" + fp + "/stats", `{"request_count":1,"error_count":0}`, 404, ledger.ENOTFOUND},
 		{"bad range", "PUT", "/api/ports/range", `{"port_range":"9000-8000"}`, 400, ledger.EINVALID},
 		{"range leaving an allocation out", "PUT", "/api/ports/range", `{"port_range":"43000-43100"}`, 400, ledger.EINVALID},
-		{"health of an unknown state", "POST", "/api/ports/internal/health", `{"port":` + hp + `,"event_id":"` + held.EventID.String() + `","to":"zombie","reason":"x"}`, 400, ledger.EINVALID},
-		{"health with a bad event_id", "POST", "/api/ports/internal/health", `{"port":` + hp + `,"event_id":"nope","to":"healthy"}`, 400, ledger.EINVALID},
-		{"conflict on port 70000", "POST", "/api/ports/internal/conflict", `{"port":70000,"pid":1234,"command":"nc"}`, 400, ledger.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

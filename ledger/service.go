@@ -24,12 +24,6 @@ type Service interface {
 	// Release frees a port. ENOTFOUND if it is not allocated, ECONFLICT if
 	// req.EventID is set and the port is now held by another allocation.
 	Release(ctx context.Context, req ReleaseRequest) (Event, error)
-	// RecordHealth records a health transition found by the watchdog.
-	// ENOTFOUND if the allocation is gone; no event when nothing changed.
-	RecordHealth(ctx context.Context, rep HealthReport) error
-	// RecordConflict records a foreign listener in the managed range.
-	// Nothing is written when the same listener is already recorded.
-	RecordConflict(ctx context.Context, port, pid int, command string) error
 	// SetRange changes the managed range. EINVALID for a bad range or one
 	// that would leave live allocations outside it.
 	SetRange(ctx context.Context, r Range) error

@@ -40,8 +40,6 @@ func TestDaemonToken(t *testing.T) {
 		{"GET", "/api/ports/events", ""},
 		{"GET", "/api/ports/events?after=00000000000000000000000000", ""},
 		{"PUT", "/api/ports/range", `{"port_range":"43500-43510"}`},
-		{"POST", "/api/ports/internal/health", `{"port":43500,"to":"dead"}`},
-		{"POST", "/api/ports/internal/conflict", `{"port":43501,"pid":1}`},
 		{"GET", "/api/ports/no-such-route", ""},
 	}
 	before := run(t, data, "history", "--json", "--token", token)
