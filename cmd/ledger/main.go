@@ -99,6 +99,7 @@ func subcommands() []subcommand {
 		{"range", "show the managed port range and its history; 'range set LO-HI' changes it", runRangeCmd},
 		{"run", "run a command on a port of its own: allocate, start, watch, release", runRun},
 		{"events", "print events after a position, and follow new ones", runEvents},
+		{"completion", "print the shell completion script (bash, zsh, fish)", runCompletion},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -127,6 +128,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	case "-v", "--version":
 		name = "version"
+	case "__complete": // hidden: what the completion scripts ask
+		return runComplete(ctx, e, args[1:])
 	}
 	for _, sc := range subcommands() {
 		if sc.name == name {

@@ -18,6 +18,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}{
 		{"unknown protocol", []string{"allocate", "--service", "x", "--proto", "tcp6x"}, `ledger: --proto "tcp6x": want tcp, udp or both`},
 		{"unknown env format", []string{"env", "--format", "yaml"}, `ledger: --format "yaml": want shell, dotenv or json`},
+		{"unknown shell", []string{"completion", "tcsh"}, `ledger: completion: unknown shell "tcsh": want bash, zsh or fish`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
