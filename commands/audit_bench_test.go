@@ -201,3 +201,26 @@ func BenchmarkDaemonStart1M(b *testing.B) {
 func BenchmarkAuditDiskPerEvent1M(b *testing.B) {
 	bench.ReportDiskPerEvent(b)
 }
+
+// BenchmarkHistoryPortNewest1M reads one page of a port's history, newest
+// first: what `ledger history --port P --newest --limit 100` and the
+// dashboard's port page ask.
+func BenchmarkHistoryPortNewest1M(b *testing.B) {
+	l, _ := openBench(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(8, 9))
+	var times []time.Duration
+	n := 0
+	for b.Loop() {
+		port := fixture.FirstPort + rng.IntN(fixture.Ports)
+		start := time.Now()
+		evs, err := l.History(ctx, ledger.HistoryQuery{Port: port, Newest: true, Limit: 100})
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(evs)
+	}
+	reportP95(b, times)
+	b.ReportMetric(float64(n)/float64(len(times)), "events/op")
+}

@@ -75,9 +75,8 @@ func (l *Log) Insert(evs []Event) error {
 					}
 				}
 			}
-			v = v[:len(v)-trailerLen] // the index's copy carries no link
 			if e.Port > 0 {
-				if err := byPort.Put(portKey(e.Port, e.ID), v); err != nil {
+				if err := byPort.Put(portKey(e.Port, e.ID), nil); err != nil {
 					return err
 				}
 			}
