@@ -302,3 +302,54 @@ func TestReplayVerifyKeepsDifferingFilesAside(t *testing.T) {
 	_, _, err = runCLI(t, "replay", "--verify", "--data", data)
 	is.NoErr(err) // the rebuilt file matches the log
 }
+
+func TestVerifyNamesTheFirstBadLink(t *testing.T) {
+	// Each edit is done with bbolt on a closed file; want is the index, in
+	// the log, of the event `ledger verify` must name.
+	tests := []struct {
+		name    string
+		edit    func(b *bolt.Bucket, ids []ulid.ULID) error
+		want    int
+		checked uint64 // links that hold before it
+	}{
+		{"delete one event", func(b *bolt.Bucket, ids []ulid.ULID) error { return b.Delete(ids[2][:]) }, 3, 2},
+		{"change one byte", func(b *bolt.Bucket, ids []ulid.ULID) error {
+			v := bytes.Clone(b.Get(ids[1][:]))
+			v[6] ^= 0x20 // a letter of the service name
+			return b.Put(ids[1][:], v)
+		}, 1, 1},
+		{"reorder two events", func(b *bolt.Bucket, ids []ulid.ULID) error {
+			v1, v3 := bytes.Clone(b.Get(ids[1][:])), bytes.Clone(b.Get(ids[3][:]))
+			if err := b.Put(ids[1][:], v3); err != nil {
+				return err
+			}
+			return b.Put(ids[3][:], v1)
+		}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			data := t.TempDir()
+			for _, svc := range []string{"api", "web", "worker", "db", "cache"} {
+				_, _, err := runCLI(t, "allocate", "--service", svc, "--data", data)
+				is.NoErr(err)
+			}
+			db, err := bolt.Open(ledger.Layout{Dir: data}.DB(), 0o600, &bolt.Options{Timeout: time.Second})
+			is.NoErr(err)
+			var ids []ulid.ULID
+			is.NoErr(db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("events"))
+				_ = b.ForEach(func(k, _ []byte) error { ids = append(ids, ulid.ULID(k)); return nil })
+				return tt.edit(b, ids)
+			}))
+			is.NoErr(db.Close())
+
+			out, _, err := runCLI(t, "verify", "--json", "--data", data)
+			is.True(err != nil) // exit 1
+			var rep ledger.ChainReport
+			is.NoErr(json.Unmarshal([]byte(out), &rep))
+			is.Equal(rep.Break.EventID, ids[tt.want]) // the first bad link, named
+			is.Equal(rep.Checked, tt.checked)         // every link before it holds
+		})
+	}
+}
