@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -46,7 +45,7 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 	}
 	slices.Reverse(trail)
 	if len(trail) > 0 && trail[0].Type == ledger.EventAllocated {
-		t := foldTenure(port, trail)
+		t := projection.FoldTenure(nil, port, trail)
 		if t.Release == nil {
 			ans.Holder = t
 		} else {
@@ -76,39 +75,12 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 	}
 	if ans.Holder != nil {
 		if n := len(next); n > 0 && next[n-1].Type == ledger.EventReleased {
-			ans.Holder.Release = releaseOf(next[n-1])
+			ans.Holder.Release = projection.ReleaseOf(next[n-1])
 		}
 	} else if len(next) > 0 {
-		ans.Next = foldTenure(port, next)
+		ans.Next = projection.FoldTenure(nil, port, next)
 	}
 	return ans, nil
-}
-
-// foldTenure folds the events of one tenure, its allocated event first, and
-// stops at its release.
-func foldTenure(port int, evs []ledger.Event) *ledger.Tenure {
-	reg := projection.NewRegistry()
-	var t ledger.Tenure
-	for _, e := range evs {
-		if e.Type == ledger.EventReleased {
-			if a := reg.Allocs[port]; a != nil {
-				t.Allocation = *a
-			}
-			t.Release = releaseOf(e)
-			return &t
-		}
-		reg.Apply(e)
-	}
-	if a := reg.Allocs[port]; a != nil {
-		t.Allocation = *a
-	}
-	return &t
-}
-
-func releaseOf(e ledger.Event) *ledger.Release {
-	p := e.Released
-	return &ledger.Release{EventID: e.ID, At: e.At, Reason: p.Reason, ReleasedBy: p.ReleasedBy, ImportedFrom: e.ImportedFrom(),
-		Duration: ledger.Duration(time.Duration(p.DurationMS) * time.Millisecond)}
 }
 
 // Usage reports, per service, how it used its ports over a window: the
@@ -130,91 +102,23 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 	if q.Until != zeroID {
 		end = ledger.IDTime(q.Until)
 	}
-	type hold struct {
-		service string
-		start   time.Time
-	}
-	open := map[int]hold{}
-	usage := map[string]*ledger.ServiceUsage{}
-	get := func(svc string) *ledger.ServiceUsage {
-		u := usage[svc]
-		if u == nil {
-			u = &ledger.ServiceUsage{Service: svc, Releases: map[string]int{}}
-			usage[svc] = u
-		}
-		return u
-	}
-	closeHold := func(port int, at time.Time) {
-		h, ok := open[port]
-		if !ok {
-			return
-		}
-		delete(open, port)
-		u := get(h.service)
-		d := max(at.Sub(h.start), 0)
-		u.TotalHold += ledger.Duration(d)
-		if ledger.Duration(d) > u.LongestHold || u.LongestPort == 0 {
-			u.LongestHold, u.LongestPort = ledger.Duration(d), port
-		}
-	}
-
 	after := zeroID
+	var start *projection.Registry
 	if q.Since != zeroID {
 		after = ledger.PrevID(q.Since)
 		reg, err := projection.StateAt(l.log, after)
 		if err != nil {
 			return nil, err
 		}
-		start := ledger.IDTime(q.Since)
-		for p, a := range reg.Allocs {
-			open[p] = hold{service: a.ServiceName, start: start}
-			u := get(a.ServiceName)
-			u.Holds++
-			if a.ImportedFrom != "" {
-				u.ImportedHolds++
-			}
-		}
+		start = reg
 	}
+	usage := projection.NewUsage(start, ledger.IDTime(q.Since))
 	err := l.log.Scan(after, q.Until, func(e ledger.Event) error {
-		switch e.Type {
-		case ledger.EventAllocated:
-			closeHold(e.Port, e.At)
-			open[e.Port] = hold{service: e.Allocated.ServiceName, start: e.At}
-			u := get(e.Allocated.ServiceName)
-			u.Allocations++
-			u.Holds++
-			if e.Imported != nil {
-				u.ImportedHolds++
-			}
-		case ledger.EventReleased:
-			if h, ok := open[e.Port]; ok {
-				get(h.service).Releases[e.Released.Reason]++
-				closeHold(e.Port, e.At)
-			}
-		}
+		usage.Apply(e)
 		return ctx.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
-	for p, h := range open {
-		get(h.service).HeldAtEnd++
-		closeHold(p, end)
-	}
-	out := make([]ledger.ServiceUsage, 0, len(usage))
-	for _, u := range usage {
-		if q.Service == "" || u.Service == q.Service {
-			out = append(out, *u)
-		}
-	}
-	slices.SortFunc(out, func(a, b ledger.ServiceUsage) int {
-		switch {
-		case a.Service < b.Service:
-			return -1
-		case a.Service > b.Service:
-			return 1
-		}
-		return 0
-	})
-	return out, nil
+	return usage.Result(end, q.Service), nil
 }

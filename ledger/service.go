@@ -146,6 +146,25 @@ type HistoryQuery struct {
 type Status struct {
 	PortManager PortManagerStatus `json:"port_manager"`
 	Watchdog    WatchdogStatus    `json:"watchdog"`
+	// Fleet is this host's publishing to the fleet, when the daemon runs
+	// with --fleet.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus says how far this host's publishing to the fleet's NATS
+// JetStream has come.
+type FleetStatus struct {
+	Host      string `json:"host"`
+	URL       string `json:"url"`
+	Connected bool   `json:"connected"`
+	// Published is the ID of the last event the stream acknowledged.
+	Published ulid.ULID `json:"published,omitzero"`
+	// LagEvents is how many committed events are not acknowledged yet;
+	// LagSeconds how old the oldest of them is.
+	LagEvents  uint64  `json:"lag_events"`
+	LagSeconds float64 `json:"lag_s"`
+	// LastError is the last failure to connect or publish, while it lasts.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // PortManagerStatus is the registry part of Status.

@@ -1,0 +1,155 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/oklog/ulid/v2"
+)
+
+// Direct gets read single messages of the stream by subject and sequence,
+// without a consumer: time travel is a few of them per host. The stream is
+// made with AllowDirect.
+
+const directGetSubject = "$JS.API.DIRECT.GET." + StreamName
+
+// directRequest is the server's JSApiMsgGetRequest, the fields used here.
+type directRequest struct {
+	Seq       uint64     `json:"seq,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	MultiLast []string   `json:"multi_last,omitempty"`
+	UpToSeq   uint64     `json:"up_to_seq,omitempty"`
+}
+
+// storedMsg is one message read from the stream.
+type storedMsg struct {
+	Subject string
+	Seq     uint64
+	Time    time.Time // when the stream stored it
+	Header  nats.Header
+	Data    []byte
+}
+
+// errNoMsg says that no message matched a direct get.
+var errNoMsg = errors.New("no message")
+
+// readStored decodes a direct get's answer; errNoMsg for a 404 or an end of
+// batch.
+func readStored(m *nats.Msg) (storedMsg, error) {
+	if st := m.Header.Get("Status"); st != "" {
+		if st == "404" || st == "204" {
+			return storedMsg{}, errNoMsg
+		}
+		return storedMsg{}, fmt.Errorf("direct get: %s %s", st, m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+	if err != nil {
+		return storedMsg{}, fmt.Errorf("direct get: bad sequence %q", m.Header.Get("Nats-Sequence"))
+	}
+	ts, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+	return storedMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Header: m.Header, Data: m.Data}, nil
+}
+
+// directGet asks for one message.
+func directGet(ctx context.Context, nc *nats.Conn, req directRequest) (storedMsg, error) {
+	b, _ := json.Marshal(req)
+	m, err := nc.RequestWithContext(ctx, directGetSubject, b)
+	if err != nil {
+		return storedMsg{}, fmt.Errorf("direct get: %w", err)
+	}
+	return readStored(m)
+}
+
+// lastBefore returns the last message on subject (wildcards allowed) with a
+// sequence at most upTo (0: the stream's last); errNoMsg when none.
+func lastBefore(ctx context.Context, nc *nats.Conn, subject string, upTo uint64) (storedMsg, error) {
+	return directGet(ctx, nc, directRequest{MultiLast: []string{subject}, UpToSeq: upTo})
+}
+
+// nextFrom returns the first message on subject with a sequence at least
+// seq; errNoMsg when none.
+func nextFrom(ctx context.Context, nc *nats.Conn, subject string, seq uint64) (storedMsg, error) {
+	if seq == 0 {
+		seq = 1
+	}
+	return directGet(ctx, nc, directRequest{NextFor: subject, Seq: seq})
+}
+
+// directBatch calls fn for the messages on subject from sequence seq on, in
+// order, asking batch at a time, until fn returns false or there is no
+// more.
+func directBatch(ctx context.Context, nc *nats.Conn, subject string, seq uint64, batch int, fn func(storedMsg) (bool, error)) error {
+	if seq == 0 {
+		seq = 1
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	for {
+		b, _ := json.Marshal(directRequest{NextFor: subject, Seq: seq, Batch: batch})
+		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
+			return fmt.Errorf("direct get: %w", err)
+		}
+		got := 0
+		for {
+			m, err := sub.NextMsgWithContext(ctx)
+			if err != nil {
+				return fmt.Errorf("direct get: %w", err)
+			}
+			sm, err := readStored(m)
+			if errors.Is(err, errNoMsg) {
+				break // end of this batch, or nothing at all
+			}
+			if err != nil {
+				return err
+			}
+			got++
+			seq = sm.Seq + 1
+			more, err := fn(sm)
+			if err != nil || !more {
+				return err
+			}
+			if got == batch {
+				// The server sends an end-of-batch after a full batch;
+				// read it so that the next batch starts clean.
+				continue
+			}
+		}
+		if got < batch {
+			return nil
+		}
+	}
+}
+
+// eventID returns the event ULID of an event message, from its ID header.
+func eventID(h nats.Header) (ulid.ULID, bool) {
+	_, id, ok := parseMsgID(h.Get(nats.MsgIdHdr))
+	return id, ok
+}
+
+// lastOfHost returns the ULID and sequence of host's last event on the
+// stream (zero values when it has none).
+func lastOfHost(ctx context.Context, nc *nats.Conn, host string) (ulid.ULID, uint64, error) {
+	m, err := lastBefore(ctx, nc, HostEvents(host), 0)
+	if errors.Is(err, errNoMsg) {
+		return ulid.ULID{}, 0, nil
+	}
+	if err != nil {
+		return ulid.ULID{}, 0, err
+	}
+	id, ok := eventID(m.Header)
+	if !ok {
+		return ulid.ULID{}, 0, fmt.Errorf("stream message %d has no event ID", m.Seq)
+	}
+	return id, m.Seq, nil
+}
