@@ -25,6 +25,6 @@ func TestPositionSurvivesReopen(t *testing.T) {
 	l = MustOpenLogAt(t, path, ledger.Options{})
 	got, err = l.Position("fleet")
 	is.NoErr(err)
-	is.Equal(got, id) // the position is kept in the file, apart from others
+	is.Equal(got, id)                                                  // the position is kept in the file, apart from others
 	is.Equal(ledger.ErrorCode(l.SetPosition("", id)), ledger.EINVALID) // a position needs a name
 }
