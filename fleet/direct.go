@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,10 +68,26 @@ func directGet(ctx context.Context, nc *nats.Conn, req directRequest) (storedMsg
 	return readStored(m)
 }
 
-// lastBefore returns the last message on subject (wildcards allowed) with a
-// sequence at most upTo (0: the stream's last); errNoMsg when none.
+// lastBefore returns the last message on subject with a sequence at most
+// upTo (0: the stream's last); errNoMsg when none. With a wildcard the
+// server answers the last message of each matching subject, in sequence
+// order, and the newest of them is the answer.
 func lastBefore(ctx context.Context, nc *nats.Conn, subject string, upTo uint64) (storedMsg, error) {
-	return directGet(ctx, nc, directRequest{MultiLast: []string{subject}, UpToSeq: upTo})
+	req := directRequest{MultiLast: []string{subject}, UpToSeq: upTo}
+	if !strings.ContainsAny(subject, "*>") {
+		return directGet(ctx, nc, req)
+	}
+	var last storedMsg
+	err := directBatchReq(ctx, nc, req, func(m storedMsg) (bool, error) {
+		if m.Seq > last.Seq {
+			last = m
+		}
+		return true, nil
+	})
+	if err == nil && last.Seq == 0 {
+		err = errNoMsg
+	}
+	return last, err
 }
 
 // nextFrom returns the first message on subject with a sequence at least
@@ -89,6 +106,13 @@ func directBatch(ctx context.Context, nc *nats.Conn, subject string, seq uint64,
 	if seq == 0 {
 		seq = 1
 	}
+	return directBatchReq(ctx, nc, directRequest{NextFor: subject, Seq: seq, Batch: batch}, fn)
+}
+
+// directBatchReq is directBatch from a request that starts by sequence or
+// by time.
+func directBatchReq(ctx context.Context, nc *nats.Conn, req directRequest, fn func(storedMsg) (bool, error)) error {
+	batch := req.Batch
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
@@ -96,7 +120,7 @@ func directBatch(ctx context.Context, nc *nats.Conn, subject string, seq uint64,
 	}
 	defer sub.Unsubscribe()
 	for {
-		b, _ := json.Marshal(directRequest{NextFor: subject, Seq: seq, Batch: batch})
+		b, _ := json.Marshal(req)
 		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
 			return fmt.Errorf("direct get: %w", err)
 		}
@@ -114,19 +138,14 @@ func directBatch(ctx context.Context, nc *nats.Conn, subject string, seq uint64,
 				return err
 			}
 			got++
-			seq = sm.Seq + 1
+			req.Seq, req.StartTime = sm.Seq+1, nil
 			more, err := fn(sm)
 			if err != nil || !more {
 				return err
 			}
-			if got == batch {
-				// The server sends an end-of-batch after a full batch;
-				// read it so that the next batch starts clean.
-				continue
-			}
 		}
-		if got < batch {
-			return nil
+		if got < batch || len(req.MultiLast) > 0 {
+			return nil // a short batch, or a multi-last answer, is all there is
 		}
 	}
 }

@@ -45,6 +45,9 @@ type PublisherConfig struct {
 	// Heartbeat is how often the host's heartbeat is written (default
 	// DefaultHeartbeat; keep it well under the bucket's TTL).
 	Heartbeat time.Duration
+	// Events, when set, wakes the publisher at each commit; without it the
+	// publisher looks at the log every Poll.
+	Events ledger.EventService
 	// ChainHead, when set, returns the hash-chain head after an event, sent
 	// along with it.
 	ChainHead func(id ulid.ULID) (string, bool)
@@ -207,6 +210,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 	p.ready = true
 	p.mu.Unlock()
 	defer p.saveCursor(true)
+	if p.cfg.Events != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go p.follow(wctx)
+	}
 	backoff := 250 * time.Millisecond
 	var nc *nats.Conn
 	defer func() {
@@ -232,6 +240,23 @@ func (p *Publisher) Run(ctx context.Context) error {
 		backoff = sleep(ctx, backoff, 5*time.Second)
 	}
 	return nil
+}
+
+// follow wakes the publisher at each commit. Only the wake-up matters: the
+// events themselves are read from the log.
+func (p *Publisher) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		sub, err := p.cfg.Events.Subscribe(ctx, ledger.SubscribeRequest{Buffer: 1024})
+		if err != nil {
+			sleep(ctx, time.Second, time.Second)
+			continue
+		}
+		for range sub.C() {
+			p.Notify()
+		}
+		sub.Close()
+		p.Notify() // dropped: what it missed is in the log
+	}
 }
 
 // sleep waits d or until ctx ends and returns the next, doubled, wait.

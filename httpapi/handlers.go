@@ -64,7 +64,7 @@ func handleHealthz(log *slog.Logger) http.HandlerFunc {
 // handleStatus answers the original port manager's status object. The
 // watchdog part comes from the running watchdog when the status is of now;
 // the past has no watchdog counters.
-func handleStatus(svc ledger.Service, wd Watchdog, now func() time.Time, log *slog.Logger) http.HandlerFunc {
+func handleStatus(svc ledger.Service, wd Watchdog, fleet func() *ledger.FleetStatus, now func() time.Time, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		at, err := queryPoint(r, "at", now)
 		if err != nil {
@@ -82,6 +82,9 @@ func handleStatus(svc ledger.Service, wd Watchdog, now func() time.Time, log *sl
 			st.Watchdog = wd.Status()
 		default:
 			st.Watchdog.Running = false
+		}
+		if at.IsZero() && fleet != nil {
+			st.Fleet = fleet()
 		}
 		if st.PortManager.Allocations == nil {
 			st.PortManager.Allocations = []ledger.Allocation{}

@@ -35,7 +35,7 @@ func routes(cfg Config) http.Handler {
 	r.Route("/api", func(r chi.Router) {
 		r.Use(requireToken(cfg.Token, log))
 		r.Route("/ports", func(r chi.Router) {
-			r.Get("/status", handleStatus(svc, cfg.Watchdog, cfg.Now, log))
+			r.Get("/status", handleStatus(svc, cfg.Watchdog, cfg.FleetStatus, cfg.Now, log))
 			r.Get("/allocations", handleAllocations(svc, cfg.Now, log))
 			r.Post("/allocations", handleAllocate(svc, log))
 			r.Get("/allocations/{port}", handleAllocation(svc, cfg.Now, log))
@@ -53,6 +53,7 @@ func routes(cfg Config) http.Handler {
 
 			r.Put("/range", handleSetRange(svc, log))
 		})
+		r.Route("/fleet", func(r chi.Router) { fleetRoutes(r, cfg.Fleet, cfg.Now, log) })
 	})
 	return r
 }

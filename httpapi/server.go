@@ -58,6 +58,12 @@ type Config struct {
 	// GET /metrics under the same access rule as /api. Its registry and
 	// watchdog gauges read this Config's Service and Watchdog.
 	Metrics *Metrics
+	// Fleet answers /api/fleet when the daemon is in a fleet; nil: those
+	// routes answer 404.
+	Fleet FleetReader
+	// FleetStatus, when set, adds this host's publishing lag to the status
+	// of now; it returns nil when the daemon is not in a fleet.
+	FleetStatus func() *ledger.FleetStatus
 }
 
 // NewServer returns the handler of the whole API; routes.go lists it.

@@ -99,6 +99,8 @@ func subcommands() []subcommand {
 		{"range", "show the managed port range and its history; 'range set LO-HI' changes it", runRangeCmd},
 		{"run", "run a command on a port of its own: allocate, start, watch, release", runRun},
 		{"events", "print events after a position, and follow new ones", runEvents},
+		{"fleet", "read the fleet: every host's allocations, now or in the past (see ledger hub)", runFleet},
+		{"hub", "run the fleet's NATS JetStream hub (the ledger-hub program)", runHub},
 		{"completion", "print the shell completion script (bash, zsh, fish)", runCompletion},
 		{"version", "print the version", runVersion},
 	}

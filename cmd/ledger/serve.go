@@ -64,7 +64,10 @@ On --addr it also serves the dashboard at / (the range, the allocations live,
 a time slider over the log's life, each port's timeline, usage per service)
 and Prometheus metrics at /metrics. It prints the dashboard's URL; with a
 token, that URL hands the token to the browser once, as a session cookie, so
-the page's release button works.`, &c, false)
+the page's release button works.
+With --fleet nats://HUB:4222 (see 'ledger hub') it also publishes every event
+to the fleet's NATS JetStream as --host, in the background: a fleet that is
+down never slows or stops local allocation; 'ledger status' shows the lag.`, &c, false)
 	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI, set at start and recorded in the ledger when it changes (env LEDGER_RANGE)")
 	allowEphemeral := allowEphemeralFlag(e, fs)
 	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
@@ -73,7 +76,13 @@ the page's release button works.`, &c, false)
 	fs.DurationVar(&wopts.Lease, "lease", watchdog.DefaultLease, "how long a port is kept that never got a PID or a listener")
 	ps.register(e, fs)
 	acceptBroken := fs.Bool("accept-broken-chain", false, "start even though the log's hash chain does not hold (see `ledger verify`); the acceptance is recorded as an event")
+	var ff fleetFlags
+	addFleetConnFlags(e, fs, &ff)
+	fs.StringVar(&ff.host, "host", e.getenv("LEDGER_HOST"), "this host's name in the fleet: 1-63 of A-Z a-z 0-9 - _ (default os.Hostname) (env LEDGER_HOST)")
 	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if err := checkServeFleet(&ff); err != nil {
 		return err
 	}
 	if err := ps.check(); err != nil {
@@ -124,6 +133,10 @@ the page's release button works.`, &c, false)
 	} else {
 		defer gone()
 	}
+	if err := d.startFleet(&ff); err != nil {
+		d.shutdown()
+		return err
+	}
 	logger.Info("serving", "data", c.data, "socket", d.layout.Socket(), "addr", d.addrDesc(), "range", d.svc.Registry().Range.String())
 	if d.tcp != nil {
 		// The link hands the token to the browser once (a session cookie),
@@ -158,6 +171,9 @@ type daemon struct {
 	ps        *portserver.Server // nil without --portserver
 	logger    *slog.Logger
 	stopping  atomic.Bool // the listeners are closed on purpose
+
+	fleetMu sync.Mutex
+	fleet   *fleetPart // nil unless --fleet
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -220,6 +236,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	handler := httpapi.NewServer(httpapi.Config{
 		Service: importer{Ledger: d.svc, rebuild: d.rebuildFiles}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 		Metrics: metrics, Chain: log,
+		Fleet: fleetReader{d}, FleetStatus: d.fleetStatus,
 	})
 
 	if n := len(layout.Socket()); n > maxSocketPath {
@@ -373,6 +390,7 @@ func (d *daemon) shutdown() error {
 	}
 	d.cancel()
 	d.wg.Wait()
+	d.stopFleet()
 	d.closeAll()
 	return errors.Join(errs...)
 }

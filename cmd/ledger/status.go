@@ -72,6 +72,16 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 	default:
 		fmt.Fprintln(w, "Watchdog: not running (start it with `ledger serve`)")
 	}
+	if f := st.Fleet; f != nil {
+		state := "connected"
+		if !f.Connected {
+			state = "NOT connected"
+			if f.LastError != "" {
+				state += " (" + safe(f.LastError) + ")"
+			}
+		}
+		fmt.Fprintf(w, "Fleet: host %s on %s, %s, publishing lag %d events / %.1fs\n", f.Host, f.URL, state, f.LagEvents, f.LagSeconds)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(pm.Allocations) == 0 {

@@ -1,0 +1,281 @@
+package fleet_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/fleet"
+	"github.com/portledger/portledger/fleet/hub"
+	"github.com/portledger/portledger/ledger"
+)
+
+func TestValidateHost(t *testing.T) {
+	for _, tc := range []struct {
+		name, host, want string
+	}{
+		{"plain", "ci-runner_7", ""},
+		{"empty", "", "empty"},
+		{"dot separates subject tokens", "ci.example.com", "separators or wildcards"},
+		{"star is a wildcard", "ci*", "separators or wildcards"},
+		{"greater-than is a wildcard", "ci>", "separators or wildcards"},
+		{"space", "ci 7", "separators or wildcards"},
+		{"too long", strings.Repeat("a", 64), "at most 63"},
+		{"other punctuation", "ci/7", "letters, digits"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			err := fleet.ValidateHost(tc.host)
+			if tc.want == "" {
+				is.NoErr(err) // a good host name
+				return
+			}
+			is.True(err != nil)                              // refused
+			is.Equal(ledger.ErrorCode(err), ledger.EINVALID) // as bad input
+			is.True(strings.Contains(err.Error(), tc.want))  // says why
+		})
+	}
+}
+
+// Three hosts publish to one hub: each one's allocations show in the live
+// status within a second, releases remove them, and every event is on the
+// stream once, in log order.
+func TestThreeHostsLiveStatus(t *testing.T) {
+	is := is.New(t)
+	h := startHub(t, hub.Options{})
+	url := h.ClientURL()
+	hosts := []*host{
+		startHost(t, "alpha", url, fleet.PublisherConfig{}),
+		startHost(t, "beta", url, fleet.PublisherConfig{}),
+		startHost(t, "gamma", url, fleet.PublisherConfig{}),
+	}
+	r, _ := reader(t, url)
+	ctx := context.Background()
+	want := map[string]int{}
+	for _, hs := range hosts {
+		for i := range 3 {
+			hs.allocate(t, fmt.Sprintf("svc-%s-%d", hs.name, i))
+		}
+		want[hs.name] = 3
+	}
+	start := time.Now()
+	waitFor(t, time.Second, "allocations of three hosts in fleet status", func() bool {
+		st, err := r.Status(ctx, ulid.ULID{})
+		is.NoErr(err)
+		got := map[string]int{}
+		for _, hs := range st.Hosts {
+			is.True(hs.Reachable) // every host heart-beats
+			got[hs.Host] = len(hs.Allocations)
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+	t.Logf("visible after %s", time.Since(start))
+
+	hosts[1].release(t, 8001, "done")
+	waitFor(t, time.Second, "release visible", func() bool {
+		st, err := r.Status(ctx, ulid.ULID{})
+		is.NoErr(err)
+		for _, hs := range st.Hosts {
+			if hs.Host == "beta" {
+				return len(hs.Allocations) == 2
+			}
+		}
+		return false
+	})
+	ps, err := r.Find(ctx, "svc-gamma-2")
+	is.NoErr(err)
+	is.Equal(len(ps), 1)                  // one placement
+	is.Equal(ps[0].Host, "gamma")         // on its host
+	is.Equal(ps[0].Allocation.Port, 8002) // on its port
+	for _, hs := range hosts {
+		hs.waitCaughtUp(t, 5*time.Second)
+		is.Equal(hostEvents(t, url, hs.name), logIDs(t, hs.log)) // the stream holds the host's log, once, in order
+	}
+}
+
+// fleet who at instants between events answers as each host's own who, and
+// fleet status at those instants matches each host's own status, whether a
+// host's snapshot is inside a tenure or not.
+func TestWhoAndStatusAtMatchEachHost(t *testing.T) {
+	is := is.New(t)
+	h := startHub(t, hub.Options{})
+	url := h.ClientURL()
+	// Snapshots every 4 events: answers start from snapshots before,
+	// inside and after tenures.
+	cfg := fleet.PublisherConfig{SnapshotEvery: 4}
+	hosts := []*host{startHost(t, "alpha", url, cfg), startHost(t, "beta", url, cfg), startHost(t, "gamma", url, cfg)}
+	ctx := context.Background()
+	var instants []ulid.ULID
+	tick := func() {
+		time.Sleep(3 * time.Millisecond)
+		instants = append(instants, ledger.UntilID(time.Now()))
+		time.Sleep(3 * time.Millisecond)
+	}
+	tick() // before any event
+	for round := range 4 {
+		for i, hs := range hosts {
+			p := hs.allocate(t, fmt.Sprintf("svc-%d", i))
+			tick()
+			q := hs.allocate(t, fmt.Sprintf("other-%d-%d", i, round))
+			hs.waitCaughtUp(t, 5*time.Second) // a snapshot may land here
+			tick()
+			if round%2 == 0 {
+				hs.release(t, p, fmt.Sprintf("round %d", round))
+			}
+			if err := hs.svc.ReportStats(ctx, q, int64(round), 0); err != nil {
+				t.Fatal(err)
+			}
+			tick()
+		}
+	}
+	for _, hs := range hosts {
+		hs.waitCaughtUp(t, 5*time.Second)
+	}
+	r, _ := reader(t, url)
+	ports := []int{8000, 8001, 8002, 8003, 8004, 8005, 8006}
+	for _, at := range instants {
+		for _, hs := range hosts {
+			for _, port := range ports {
+				want, err := hs.svc.Who(ctx, port, at)
+				is.NoErr(err)
+				got, err := r.Who(ctx, hs.name, port, at)
+				is.NoErr(err)
+				wj, _ := json.Marshal(want)
+				gj, _ := json.Marshal(got)
+				if string(wj) != string(gj) {
+					t.Fatalf("who %s:%d at %s:\n fleet %s\n local %s", hs.name, port, at, gj, wj)
+				}
+			}
+		}
+		st, err := r.Status(ctx, at)
+		is.NoErr(err)
+		byHost := map[string]ledger.FleetHost{}
+		for _, fh := range st.Hosts {
+			byHost[fh.Host] = fh
+		}
+		for _, hs := range hosts {
+			local, err := hs.svc.Status(ctx, at)
+			is.NoErr(err)
+			fh := byHost[hs.name]
+			if len(local.PortManager.Allocations) == 0 && len(fh.Allocations) == 0 {
+				continue
+			}
+			wj, _ := json.Marshal(local.PortManager.Allocations)
+			gj, _ := json.Marshal(fh.Allocations)
+			if string(wj) != string(gj) {
+				t.Fatalf("status of %s at %s:\n fleet %s\n local %s", hs.name, at, gj, wj)
+			}
+			is.Equal(fh.AsOf, local.PortManager.AsOf) // the same last event
+		}
+	}
+}
+
+// A daemon that stops after the stream acknowledged events but before it
+// stored its cursor sends them again on restart; the stream keeps one copy.
+func TestRestartWithoutCursorNoDuplicates(t *testing.T) {
+	is := is.New(t)
+	h := startHub(t, hub.Options{})
+	url := h.ClientURL()
+	hs := startHost(t, "alpha", url, fleet.PublisherConfig{})
+	for i := range 5 {
+		hs.allocate(t, fmt.Sprintf("svc-%d", i))
+	}
+	hs.waitCaughtUp(t, 5*time.Second)
+	hs.stop()
+	// What a SIGKILL between publish and cursor save leaves: the events are
+	// on the stream, the ledger's cursor is older.
+	is.NoErr(hs.log.SetPosition(fleet.PositionName, ulid.ULID{}))
+	hs.allocate(t, "after")
+	hs.start(t, url, fleet.PublisherConfig{})
+	hs.waitCaughtUp(t, 5*time.Second)
+	is.Equal(hostEvents(t, url, "alpha"), logIDs(t, hs.log)) // every event once, in order
+	cur, err := hs.log.Position(fleet.PositionName)
+	is.NoErr(err)
+	hs.stop()
+	cur, err = hs.log.Position(fleet.PositionName)
+	is.NoErr(err)
+	is.Equal(cur, hs.log.LastID()) // the cursor is stored on stop
+}
+
+// A host that stops heart-beating is shown unreachable within the
+// heartbeat's TTL, with its last known allocations.
+func TestSilentHostUnreachable(t *testing.T) {
+	is := is.New(t)
+	ttl := time.Second
+	h := startHub(t, hub.Options{Limits: fleet.Limits{HeartbeatTTL: ttl}})
+	url := h.ClientURL()
+	cfg := fleet.PublisherConfig{Heartbeat: 200 * time.Millisecond}
+	a := startHost(t, "alpha", url, cfg)
+	b := startHost(t, "beta", url, cfg)
+	a.allocate(t, "api")
+	b.allocate(t, "web")
+	a.waitCaughtUp(t, 5*time.Second)
+	b.waitCaughtUp(t, 5*time.Second)
+	r, _ := reader(t, url)
+	ctx := context.Background()
+	reachable := func() map[string]bool {
+		st, err := r.Status(ctx, ulid.ULID{})
+		is.NoErr(err)
+		m := map[string]bool{}
+		for _, hs := range st.Hosts {
+			m[hs.Host] = hs.Reachable
+			is.Equal(len(hs.Allocations), 1) // last known allocations stay
+		}
+		return m
+	}
+	is.Equal(reachable(), map[string]bool{"alpha": true, "beta": true})
+	a.stop()
+	stopped := time.Now()
+	// The server expires messages on a timer of its own: allow it one TTL
+	// more than the TTL itself.
+	waitFor(t, 2*ttl+time.Second, "alpha unreachable", func() bool { return !reachable()["alpha"] })
+	t.Logf("unreachable %s after the last heartbeat could have been sent", time.Since(stopped))
+	is.True(reachable()["beta"]) // the other host still heart-beats
+}
+
+// A wrong credential gives a clear error in the publisher's status, and the
+// host goes on allocating.
+func TestWrongCredentials(t *testing.T) {
+	is := is.New(t)
+	h := startHub(t, hub.Options{User: "fleet", Password: "right"})
+	for _, tc := range []struct {
+		name string
+		conn fleet.ConnOptions
+	}{
+		{"wrong password", fleet.ConnOptions{User: "fleet", Password: "wrong"}},
+		{"no credentials", fleet.ConnOptions{}},
+		{"token instead", fleet.ConnOptions{Token: "nope"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			hs := startHost(t, "alpha", h.ClientURL(), fleet.PublisherConfig{Conn: tc.conn})
+			waitFor(t, 5*time.Second, "an error in the status", func() bool { return hs.pub.Status().LastError != "" })
+			st := hs.pub.Status()
+			is.True(!st.Connected)                                                   // not connected
+			is.True(strings.Contains(st.LastError, "refused the credentials"))       // says what is wrong
+			is.True(strings.Contains(st.LastError, "--fleet-user/--fleet-password")) // and what to check
+			for i := range 3 {
+				hs.allocate(t, fmt.Sprintf("local-%d", i)) // local service goes on
+			}
+			is.Equal(hs.pub.Status().LagEvents, uint64(3)) // the backlog waits in the log
+		})
+	}
+	_ = is
+	t.Run("right password", func(t *testing.T) {
+		is := is.New(t)
+		hs := startHost(t, "beta", h.ClientURL(), fleet.PublisherConfig{Conn: fleet.ConnOptions{User: "fleet", Password: "right"}})
+		hs.allocate(t, "api")
+		hs.waitCaughtUp(t, 5*time.Second)
+		is.Equal(hs.pub.Status().LastError, "") // no error
+	})
+	t.Run("two kinds of credentials", func(t *testing.T) {
+		is := is.New(t)
+		_, err := fleet.NewPublisher(fleet.PublisherConfig{Log: &ledger.Log{}, Host: "a", Conn: fleet.ConnOptions{URL: h.ClientURL(), Token: "t", User: "u"}})
+		is.Equal(ledger.ErrorCode(err), ledger.EINVALID) // refused at start
+	})
+}

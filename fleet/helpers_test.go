@@ -1,0 +1,226 @@
+package fleet_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/fleet"
+	"github.com/portledger/portledger/fleet/hub"
+	"github.com/portledger/portledger/ledger"
+)
+
+// startHub runs a real NATS server with JetStream in the test process, its
+// store under a temporary directory.
+func startHub(tb testing.TB, o hub.Options) *hub.Hub {
+	tb.Helper()
+	if o.Data == "" {
+		o.Data = tb.TempDir()
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	h, err := hub.Start(context.Background(), o)
+	if err != nil {
+		tb.Fatalf("start hub: %v", err)
+	}
+	tb.Cleanup(h.Shutdown)
+	return h
+}
+
+// host is one simulated host: its own ledger file, its command side and its
+// publisher.
+type host struct {
+	name string
+	log  *ledger.Log
+	svc  *commands.Ledger
+	pub  *fleet.Publisher
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startHost opens a ledger under a temporary directory and publishes it as
+// name to url.
+func startHost(tb testing.TB, name, url string, cfg fleet.PublisherConfig) *host {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "ledger.db")
+	log, err := ledger.Open(path, ledger.Options{})
+	if err != nil {
+		tb.Fatalf("open log: %v", err)
+	}
+	svc, err := commands.New(commands.Config{
+		Log: log,
+		// The fleet tests are about publishing, not about the OS probe
+		// (tested in commands), and run next to other tests that hold
+		// ports: every port of the range counts as free for the OS.
+		PortFree: func(int) error { return nil },
+	})
+	if err != nil {
+		tb.Fatalf("commands: %v", err)
+	}
+	h := &host{name: name, log: log, svc: svc}
+	tb.Cleanup(func() {
+		h.stop()
+		svc.Close()
+		if err := log.Check(); err != nil {
+			tb.Errorf("check log: %v", err)
+		}
+		log.Close()
+	})
+	h.start(tb, url, cfg)
+	return h
+}
+
+// start (re)starts the host's publisher.
+func (h *host) start(tb testing.TB, url string, cfg fleet.PublisherConfig) {
+	tb.Helper()
+	cfg.Log, cfg.Host, cfg.Events = h.log, h.name, h.svc
+	cfg.Conn.URL = url
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	pub, err := fleet.NewPublisher(cfg)
+	if err != nil {
+		tb.Fatalf("publisher: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.pub, h.cancel, h.done = pub, cancel, make(chan struct{})
+	go func() {
+		defer close(h.done)
+		_ = pub.Run(ctx)
+	}()
+}
+
+// stop stops the publisher, which saves its cursor.
+func (h *host) stop() {
+	if h.cancel != nil {
+		h.cancel()
+		<-h.done
+		h.cancel = nil
+	}
+}
+
+// allocate allocates a port for service on the host.
+func (h *host) allocate(tb testing.TB, service string) int {
+	tb.Helper()
+	a, err := h.svc.Allocate(context.Background(), ledger.AllocateRequest{ServiceName: service, StartedBy: "test", Purpose: "fleet"})
+	if err != nil {
+		tb.Fatalf("allocate on %s: %v", h.name, err)
+	}
+	return a.Port
+}
+
+// release frees a port of the host.
+func (h *host) release(tb testing.TB, port int, reason string) {
+	tb.Helper()
+	if _, err := h.svc.Release(context.Background(), ledger.ReleaseRequest{Port: port, Reason: reason}); err != nil {
+		tb.Fatalf("release on %s: %v", h.name, err)
+	}
+}
+
+// waitCaughtUp waits until the host's publisher has every event on the
+// stream.
+func (h *host) waitCaughtUp(tb testing.TB, within time.Duration) {
+	tb.Helper()
+	waitFor(tb, within, h.name+" caught up", func() bool {
+		st := h.pub.Status()
+		return st.Connected && st.LagEvents == 0 && st.Published == h.log.LastID()
+	})
+}
+
+// waitFor polls cond every 10 ms until it holds or within passes.
+func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reader connects a fleet reader to url.
+func reader(tb testing.TB, url string) (*fleet.Reader, *nats.Conn) {
+	tb.Helper()
+	nc, err := fleet.Connect(fleet.ConnOptions{URL: url})
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	r, err := fleet.NewReader(nc, nil)
+	if err != nil {
+		tb.Fatalf("reader: %v", err)
+	}
+	return r, nc
+}
+
+// hostEvents reads every event message of host on the stream, in stream
+// order, with an ordered consumer of its own (not the Reader).
+func hostEvents(tb testing.TB, url, host string) []ulid.ULID {
+	tb.Helper()
+	_, nc := reader(tb, url)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, fleet.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{fleet.HostEvents(host)}})
+	if err != nil {
+		tb.Fatalf("consumer: %v", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		tb.Fatalf("consumer info: %v", err)
+	}
+	n := int(info.NumPending)
+	var ids []ulid.ULID
+	for len(ids) < n {
+		batch, err := cons.Fetch(min(n-len(ids), 1000), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			tb.Fatalf("fetch: %v", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			var e ledger.Event
+			if err := json.Unmarshal(m.Data(), &e); err != nil {
+				tb.Fatalf("event: %v", err)
+			}
+			if want := fleet.MsgID(host, e.ID); m.Headers().Get(nats.MsgIdHdr) != want {
+				tb.Fatalf("message ID %q, want %q", m.Headers().Get(nats.MsgIdHdr), want)
+			}
+			ids = append(ids, e.ID)
+		}
+		if err := batch.Error(); err != nil {
+			tb.Fatalf("fetch: %v", err)
+		}
+		if got == 0 {
+			tb.Fatalf("fetch: no messages, %d of %d read", len(ids), n)
+		}
+	}
+	return ids
+}
+
+// logIDs reads every ID of a log, in order.
+func logIDs(tb testing.TB, log *ledger.Log) []ulid.ULID {
+	tb.Helper()
+	var ids []ulid.ULID
+	if err := log.Scan(ulid.ULID{}, ulid.ULID{}, func(e ledger.Event) error {
+		ids = append(ids, e.ID)
+		return nil
+	}); err != nil {
+		tb.Fatalf("scan: %v", err)
+	}
+	return ids
+}
