@@ -139,3 +139,13 @@ func hostOfSubject(subj string) string {
 	}
 	return ""
 }
+
+// ChainHeader renders a ledger's hash-chain head as the HeaderChain value,
+// "<seq>:<link in hex>", when the head is the event id (the newest one
+// published); ok is false otherwise.
+func ChainHeader(h ledger.ChainHead, id ulid.ULID) (string, bool) {
+	if h.ID != id || h.Seq == 0 {
+		return "", false
+	}
+	return fmt.Sprintf("%d:%x", h.Seq, h.Link[:]), true
+}

@@ -32,7 +32,13 @@ duration ago (90m, 2h, 7d).`
 
 func runFleet(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(e.stdout, "Usage: ledger fleet SUBCOMMAND [flags]\n%s\n\nEach takes --fleet and the NATS credential flags; 'ledger fleet status --help' lists them.\n", fleetHelp)
+		fmt.Fprintf(e.stdout, "Usage: ledger fleet SUBCOMMAND [flags]\n%s\n\nFlags (of every fleet subcommand; 'ledger fleet SUBCOMMAND --help' adds its own):\n", fleetHelp)
+		var ff fleetFlags
+		var c common
+		fs := newFlags(e, "fleet", "fleet", fleetHelp, &c, true)
+		addFleetConnFlags(e, fs, &ff)
+		fs.SetOutput(e.stdout)
+		fs.PrintDefaults()
 		if len(args) == 0 {
 			return usagef("fleet needs a subcommand: status, who, find, history, usage or hosts")
 		}

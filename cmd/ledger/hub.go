@@ -17,6 +17,12 @@ const hubBinary = "ledger-hub"
 func runHub(ctx context.Context, e *env, args []string) error {
 	path, err := findHub()
 	if err != nil {
+		for _, a := range args {
+			if a == "-h" || a == "--help" || a == "-help" {
+				fmt.Fprint(e.stdout, hubHelp)
+				return nil
+			}
+		}
 		return err
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -29,6 +35,17 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	}
 	return err
 }
+
+const hubHelp = `Usage: ledger hub --data DIR [--listen 127.0.0.1:4222] [--cluster HOST:6222 --routes nats://OTHER:6222,...]
+
+Run the fleet's NATS server with JetStream, its store under --data, and
+create the fleet's stream and buckets. It is the program ledger-hub, which
+is not installed here: install it next to ledger with
+    go install ./cmd/ledger-hub
+and run 'ledger hub --help' again for all its flags (-data, -listen,
+-cluster, -routes, -user, -pass, -token, -tls-cert, -tls-key, -tls-ca,
+-config, -replicas, -max-age, -max-bytes, -dedup-window, -heartbeat-ttl).
+`
 
 // findHub looks for ledger-hub next to the running ledger, then on PATH.
 func findHub() (string, error) {

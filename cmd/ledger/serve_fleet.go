@@ -71,7 +71,8 @@ func (d *daemon) startFleet(f *fleetFlags) error {
 	if f.conn.URL == "" {
 		return nil
 	}
-	pub, err := fleet.NewPublisher(fleet.PublisherConfig{Log: d.log, Host: f.host, Conn: f.conn, Logger: d.logger})
+	pub, err := fleet.NewPublisher(fleet.PublisherConfig{Log: d.log, Host: f.host, Conn: f.conn, Logger: d.logger,
+		ChainHead: func(id ulid.ULID) (string, bool) { return fleet.ChainHeader(d.log.ChainHead(), id) }})
 	if err != nil {
 		return err
 	}
