@@ -169,7 +169,7 @@ func (l *Ledger) RecordConflict(ctx context.Context, port, pid int, command stri
 	}
 	// The command line is what the OS says the listener runs: escaped and
 	// recorded, never a reason to refuse the record.
-	command = escapeObserved(command, maxCmdline)
+	command = escapeObserved(command, ledger.MaxText)
 	_, err := l.submit(ctx, &request{decide: func(draft *projection.Registry, _ time.Time) ([]ledger.Event, error) {
 		if draft.Allocs[port] != nil {
 			return nil, ledger.Errorf(ledger.ECONFLICT, "port %d is allocated by the ledger", port)

@@ -12,27 +12,6 @@ import (
 	"github.com/portledger/portledger/projection"
 )
 
-// commitRuns commits a group, except that a request with run set runs
-// alone: the commands before it are committed first, and those after it
-// are decided against the registry it leaves.
-func (l *Ledger) commitRuns(batch []*request) {
-	for len(batch) > 0 {
-		i := 0
-		for i < len(batch) && batch[i].run == nil {
-			i++
-		}
-		if i > 0 {
-			l.commit(batch[:i])
-		}
-		if i == len(batch) {
-			return
-		}
-		r := batch[i]
-		r.done <- result{err: r.run()}
-		batch = batch[i+1:]
-	}
-}
-
 // Import writes events made from the original port manager's files (see
 // ReadOriginal) into the past of the log. Events the ledger already has, by
 // ID, are counted as duplicates and left alone, so importing the same files

@@ -68,7 +68,7 @@ func validateImportedStrings(e *ledger.Event) error {
 		if err := validatePID(e.PIDRegistered.PID); err != nil {
 			return err
 		}
-		return validateText("cmdline", e.PIDRegistered.Cmdline, maxCmdline)
+		return validateText("cmdline", e.PIDRegistered.Cmdline, ledger.MaxText)
 	case e.HealthChanged != nil:
 		p := e.HealthChanged
 		if !p.To.Valid() || (p.From != "" && !p.From.Valid()) {

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,9 +22,6 @@ type ProcessInfo struct {
 	KernelThread bool
 }
 
-// maxCmdline bounds the command line kept in an event.
-const maxCmdline = 512
-
 // LookupProcess reads a live process's start time and command line. It
 // returns an EINVALID error when no such process exists.
 func LookupProcess(pid int) (ProcessInfo, error) {
@@ -41,7 +37,7 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 		return ProcessInfo{}, ledger.Errorf(ledger.EINVALID, "pid %d: no such process", pid)
 	}
 	cmd, _ := p.Cmdline() // a zombie or a kernel thread has none; the PID is what matters
-	cmd = escapeObserved(cmd, maxCmdline)
+	cmd = escapeObserved(cmd, ledger.MaxText)
 	info := ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd, UID: -1}
 	if uid, kthread, err := processTraits(pid); err == nil {
 		info.UID, info.KernelThread = uid, kthread
@@ -115,6 +111,3 @@ func listenProbe(port int) error {
 	}
 	return l.Close()
 }
-
-// errClosed is returned to commands submitted after Close.
-var errClosed = errors.New("the ledger is shutting down")

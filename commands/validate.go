@@ -16,9 +16,9 @@ import (
 const (
 	MaxServiceName = 128
 	MaxStartedBy   = 128
-	MaxPurpose     = 512
-	MaxReason      = 512
-	MaxHealthURL   = 512
+	MaxPurpose     = ledger.MaxText
+	MaxReason      = ledger.MaxText
+	MaxHealthURL   = ledger.MaxText
 	MaxHealthPath  = 256
 	MaxLease       = 7 * 24 * time.Hour
 )

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,9 @@ import (
 )
 
 var zeroID ulid.ULID
+
+// errClosed is returned to commands submitted after Close.
+var errClosed = errors.New("the ledger is shutting down")
 
 // request is one command waiting for the writer. decide runs on the writer
 // goroutine against a draft of the registry that already holds the effects
@@ -214,5 +218,26 @@ func (l *Ledger) snapshotFunc() ledger.SnapshotFunc {
 			reg.Apply(e)
 		}
 		return reg.MarshalSnapshot()
+	}
+}
+
+// commitRuns commits a group, except that a request with run set runs
+// alone: the commands before it are committed first, and those after it
+// are decided against the registry it leaves.
+func (l *Ledger) commitRuns(batch []*request) {
+	for len(batch) > 0 {
+		i := 0
+		for i < len(batch) && batch[i].run == nil {
+			i++
+		}
+		if i > 0 {
+			l.commit(batch[:i])
+		}
+		if i == len(batch) {
+			return
+		}
+		r := batch[i]
+		r.done <- result{err: r.run()}
+		batch = batch[i+1:]
 	}
 }

@@ -9,6 +9,13 @@ import (
 // MaxPort is the highest TCP port number; ports run from 1 to MaxPort.
 const MaxPort = 65535
 
+// MaxText is the one bound, in bytes, of the free texts an event carries:
+// a purpose, a reason, a health URL or endpoint, a command line. The
+// commands refuse longer ones from callers and shorten longer ones they
+// observe themselves (a process's command line); the watchdog shortens its
+// own before it submits them.
+const MaxText = 512
+
 // CheckPort returns EINVALID with the one message every layer uses, unless
 // port is a TCP port number (1-65535).
 func CheckPort(port int) error {

@@ -11,9 +11,6 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 )
 
-// maxCommand bounds the command line recorded with a conflict.
-const maxCommand = 512
-
 // conflicts finds listeners inside the managed range on ports that nobody
 // holds and records each one once: a listener already in the registry's
 // conflicts (same port, same process) is skipped, as are our own sockets
@@ -130,8 +127,5 @@ func commandOf(ctx context.Context, pid int) string {
 		return ""
 	}
 	cmd, _ := p.CmdlineWithContext(ctx)
-	if len(cmd) > maxCommand {
-		cmd = cmd[:maxCommand]
-	}
-	return cmd
+	return clip(cmd)
 }

@@ -135,8 +135,8 @@ func TestDecideOwnLeaseWins(t *testing.T) {
 func TestClipKeepsWholeRunes(t *testing.T) {
 	is := is.New(t)
 	is.Equal(clip("short"), "short")
-	long := strings.Repeat("a", maxText-1) + "é and more"
+	long := strings.Repeat("a", ledger.MaxText-1) + "é and more"
 	got := clip(long)
-	is.Equal(len(got), maxText-1)  // the two-byte rune at the limit is dropped whole
+	is.Equal(len(got), ledger.MaxText-1)  // the two-byte rune at the limit is dropped whole
 	is.True(utf8.ValidString(got)) // still valid UTF-8
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
+	"golang.org/x/sync/errgroup"
 )
 
 // Worker counts. Endpoint fetches wait on other processes, so many run at
@@ -90,19 +91,24 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 		errMu  sync.Mutex
 		errs   []error
 	)
-	forEach(len(todo), submitWorkers, func(j int) {
-		i := todo[j]
-		health, action, issue, err := w.act(ctx, allocs[i], probes[i], decisions[i])
-		res.Ports[i].Health, res.Ports[i].Action = health, action
-		if issue {
-			issues.Add(1)
-		}
-		if err != nil {
-			errMu.Lock()
-			errs = append(errs, err)
-			errMu.Unlock()
-		}
-	})
+	var submits errgroup.Group // a bounded pool: every error is kept in errs
+	submits.SetLimit(submitWorkers)
+	for _, i := range todo {
+		submits.Go(func() error {
+			health, action, issue, err := w.act(ctx, allocs[i], probes[i], decisions[i])
+			res.Ports[i].Health, res.Ports[i].Action = health, action
+			if issue {
+				issues.Add(1)
+			}
+			if err != nil {
+				errMu.Lock()
+				errs = append(errs, err)
+				errMu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = submits.Wait()
 
 	if lerr == nil {
 		found, err := w.conflicts(ctx, st.PortManager, socks)
@@ -159,16 +165,21 @@ func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, soc
 			slow = append(slow, i)
 		}
 	}
-	forEach(len(slow), fetchWorkers, func(j int) {
-		i := slow[j]
-		a, p := allocs[i], &out[i]
-		if socks == nil {
-			p.Listening = p.Listening || dialListening(ctx, a.Port, w.opts.HTTPTimeout)
-		}
-		if wantsFetch(a, *p) {
-			p.Endpoint, p.EndpointOK = w.http.check(ctx, a.HealthURL)
-		}
-	})
+	var fetches errgroup.Group // a bounded pool; probes do not fail
+	fetches.SetLimit(fetchWorkers)
+	for _, i := range slow {
+		fetches.Go(func() error {
+			a, p := allocs[i], &out[i]
+			if socks == nil {
+				p.Listening = p.Listening || dialListening(ctx, a.Port, w.opts.HTTPTimeout)
+			}
+			if wantsFetch(a, *p) {
+				p.Endpoint, p.EndpointOK = w.http.check(ctx, a.HealthURL)
+			}
+			return nil
+		})
+	}
+	_ = fetches.Wait()
 	return out
 }
 
@@ -219,43 +230,15 @@ func (w *Watchdog) act(ctx context.Context, a ledger.Allocation, p probe, d deci
 	}
 }
 
-// maxText bounds the reason and endpoint texts of a submission; the ledger
-// refuses longer ones (512 bytes).
-const maxText = 512
-
-// clip shortens s to maxText bytes without splitting a UTF-8 sequence.
+// clip shortens s to ledger.MaxText bytes without splitting a UTF-8
+// sequence: the ledger refuses longer reasons and endpoints.
 func clip(s string) string {
-	if len(s) <= maxText {
+	if len(s) <= ledger.MaxText {
 		return s
 	}
-	i := maxText
+	i := ledger.MaxText
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
 	return s[:i]
-}
-
-// forEach calls fn(0..n-1) on at most workers goroutines and waits for all.
-func forEach(n, workers int, fn func(i int)) {
-	if n == 0 {
-		return
-	}
-	if n == 1 {
-		fn(0)
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, workers) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
 }
