@@ -137,6 +137,6 @@ func TestClipKeepsWholeRunes(t *testing.T) {
 	is.Equal(clip("short"), "short")
 	long := strings.Repeat("a", ledger.MaxText-1) + "é and more"
 	got := clip(long)
-	is.Equal(len(got), ledger.MaxText-1)  // the two-byte rune at the limit is dropped whole
-	is.True(utf8.ValidString(got)) // still valid UTF-8
+	is.Equal(len(got), ledger.MaxText-1) // the two-byte rune at the limit is dropped whole
+	is.True(utf8.ValidString(got))       // still valid UTF-8
 }
