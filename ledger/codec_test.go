@@ -256,3 +256,48 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	}
 }
+
+// TestSamplesCoverEveryField keeps the samples of the codec's tests in step
+// with the event types by reflection: every payload of Event (and the
+// import source and actor) appears in some sample, and every exported field
+// of each is non-zero in some sample. A field added to a payload but left
+// out of the samples, and so perhaps out of the codec, fails here by itself.
+func TestSamplesCoverEveryField(t *testing.T) {
+	samples := allSamples()
+	et := reflect.TypeFor[ledger.Event]()
+	payloads := 0
+	for i := range et.NumField() {
+		f := et.Field(i)
+		if f.Type.Kind() != reflect.Pointer || f.Type.Elem().Kind() != reflect.Struct {
+			continue // ID, Type, At, Port: set by the log or checked elsewhere
+		}
+		payloads++
+		t.Run(f.Name, func(t *testing.T) {
+			st := f.Type.Elem()
+			seen := false
+			set := make([]bool, st.NumField())
+			for _, e := range samples {
+				p := reflect.ValueOf(e).Field(i)
+				if p.IsNil() {
+					continue
+				}
+				seen = true
+				for j := range st.NumField() {
+					if !p.Elem().Field(j).IsZero() {
+						set[j] = true
+					}
+				}
+			}
+			if !seen {
+				t.Fatalf("no sample event carries %s: add one to sampleEvents", f.Name)
+			}
+			for j := range st.NumField() {
+				if st.Field(j).IsExported() && !set[j] {
+					t.Errorf("%s.%s is zero in every sample: set it in sampleEvents (and check the codec writes it)", st.Name(), st.Field(j).Name)
+				}
+			}
+		})
+	}
+	is := is.New(t)
+	is.True(payloads >= 10) // the payloads, the import source and the actor were all found
+}
