@@ -305,6 +305,18 @@ func (l *Log) AcceptBrokenChain(by string) (ChainReport, Event, error) {
 		if r, err = verifyChain(tx, false, true); err != nil {
 			return err
 		}
+		// The start check also compares the newest snapshot's head with
+		// its event: accept what it finds too, or the next start would
+		// refuse again.
+		fromSnap, err := verifyChain(tx, true, true)
+		if err != nil {
+			return err
+		}
+		for _, b := range fromSnap.Breaks {
+			if !slices.ContainsFunc(r.Breaks, func(x ChainBreak) bool { return x.EventID == b.EventID }) {
+				r.Breaks = append(r.Breaks, b)
+			}
+		}
 		if len(r.Breaks) == 0 {
 			return nil
 		}
@@ -426,6 +438,8 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 				if fail(b) {
 					return r, nil
 				}
+				// The snapshot's head cannot be trusted: walk it all.
+				start, after = ChainHead{}, ulid.ULID{}
 			}
 		}
 	}

@@ -329,3 +329,46 @@ func TestStartCheckAfterUpgradeBeginsAtTheBase(t *testing.T) {
 	is.True(!r.OK())                      // caught at start
 	is.Equal(r.Break.EventID, more[0].ID) // and named
 }
+
+func TestAcceptBrokenChainWhenTheSnapshotsEventIsGone(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := ledger.Open(path, ledger.Options{})
+	is.NoErr(err)
+	snap := func(n uint64, _ []ledger.Event) ([]byte, error) {
+		if n == 3 {
+			return []byte(`{}`), nil
+		}
+		return nil, nil
+	}
+	var evs []ledger.Event
+	for i := range 5 {
+		out, err := l.Append([]ledger.Event{stats(8000+i, 1)}, snap)
+		is.NoErr(err)
+		evs = append(evs, out...)
+	}
+	is.NoErr(l.Close())
+	// Remove the last three events, the snapshot's own among them.
+	editFile(t, path, func(b *bolt.Bucket) error {
+		for _, e := range evs[2:] {
+			if err := b.Delete(e.ID[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err)
+	defer l.Close()
+	r, err := l.VerifyChainSinceSnapshot()
+	is.NoErr(err)
+	is.True(!r.OK()) // the start check sees it
+	_, _, err = l.AcceptBrokenChain("test")
+	is.NoErr(err)
+	r, err = l.VerifyChainSinceSnapshot()
+	is.NoErr(err)
+	is.True(r.OK()) // once accepted, the next start goes on
+	r, err = l.VerifyChain()
+	is.NoErr(err)
+	is.True(r.OK()) // and so does a full walk
+}
