@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"bytes"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ func chainedLog(t *testing.T) (string, []ledger.Event) {
 	t.Helper()
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	clock := newTestClock()
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
 	l, err := ledger.Open(path, ledger.Options{Now: clock.Now})
 	is.NoErr(err) // open
 	var order []ledger.Event

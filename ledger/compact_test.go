@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // the tail's merges leave free pages behind in the file.
 func fillForCompact(tb testing.TB, path string) []ledger.Event {
 	tb.Helper()
-	clock := newTestClock()
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
 	l, err := ledger.Open(path, ledger.Options{Now: clock.Now, PortIndexTail: 64, NoSync: true})
 	if err != nil {
 		tb.Fatalf("open: %v", err)
@@ -47,7 +48,7 @@ func TestCompactKeepsEveryAnswerAndGivesSpaceBack(t *testing.T) {
 	_, err = os.Stat(path + ".compact")
 	is.True(errors.Is(err, os.ErrNotExist)) // no temp file left
 
-	l := MustOpenLogAt(t, path, ledger.Options{})
+	l := ledgertest.MustOpenLogAt(t, path, ledger.Options{})
 	after := scanAll(t, l, ulid.ULID{}, ulid.ULID{})
 	is.Equal(len(after), len(before)) // same number of events
 	for i := range before {
@@ -72,7 +73,7 @@ func TestCompactRefusesALogInUse(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	fillForCompact(t, path)
-	l := MustOpenLogAt(t, path, ledger.Options{})
+	l := ledgertest.MustOpenLogAt(t, path, ledger.Options{})
 	info0, err := os.Stat(path)
 	is.NoErr(err) // stat
 

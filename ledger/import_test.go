@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"github.com/portledger/portledger/internal/ledgertest"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 func TestInsertIntoThePast(t *testing.T) {
 	is := is.New(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := MustOpenLog(t, ledger.Options{Now: func() time.Time { return now }})
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: func() time.Time { return now }})
 	evs, err := l.Append([]ledger.Event{stats(8000, 1), stats(8000, 2)}, func(uint64, []ledger.Event) ([]byte, error) { return []byte("snap"), nil })
 	is.NoErr(err)
 	last := l.LastID()

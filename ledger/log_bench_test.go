@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"slices"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func BenchmarkAppend(b *testing.B) {
 			name = fmt.Sprintf("durable-batch%d", size)
 		}
 		b.Run(name, func(b *testing.B) {
-			l := MustOpenLog(b, ledger.Options{})
+			l := ledgertest.MustOpenLog(b, ledger.Options{})
 			batch := make([]ledger.Event, size)
 			for i := range batch {
 				batch[i] = stats(8000+i%101, int64(i))
@@ -42,7 +43,7 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkAppendGroup16(b *testing.B) {
 	for _, tail := range []int{1, ledger.DefaultPortIndexTail} {
 		b.Run(fmt.Sprintf("tail%d", tail), func(b *testing.B) {
-			l := MustOpenLog(b, ledger.Options{PortIndexTail: tail})
+			l := ledgertest.MustOpenLog(b, ledger.Options{PortIndexTail: tail})
 			fill := make([]ledger.Event, 1000)
 			for i := range fill {
 				fill[i] = stats(48000+i%16, int64(i))

@@ -3,8 +3,8 @@ package ledger_test
 import (
 	"errors"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,55 +13,6 @@ import (
 	"github.com/portledger/portledger/ledger"
 	bolt "go.etcd.io/bbolt"
 )
-
-// MustOpenLog opens a new log under tb.TempDir() and, when the test ends,
-// checks the file's consistency and closes it.
-func MustOpenLog(tb testing.TB, opts ledger.Options) *ledger.Log {
-	tb.Helper()
-	return MustOpenLogAt(tb, filepath.Join(tb.TempDir(), "ledger.db"), opts)
-}
-
-// MustOpenLogAt is MustOpenLog for a given path.
-func MustOpenLogAt(tb testing.TB, path string, opts ledger.Options) *ledger.Log {
-	tb.Helper()
-	l, err := ledger.Open(path, opts)
-	if err != nil {
-		tb.Fatalf("open log: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := l.Check(); err != nil {
-			tb.Errorf("check log: %v", err)
-		}
-		if err := l.Close(); err != nil {
-			tb.Errorf("close log: %v", err)
-		}
-	})
-	return l
-}
-
-// testClock is a clock that tests set by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock by d, backwards when d is negative.
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // mustAppend appends evs without a snapshot and returns them with IDs.
 func mustAppend(tb testing.TB, l *ledger.Log, evs ...ledger.Event) []ledger.Event {
@@ -125,8 +76,8 @@ func strictlyIncreasing(evs []ledger.Event) bool {
 
 func TestAppendIDsIncreaseWhenTheClockStepsBack(t *testing.T) {
 	is := is.New(t)
-	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now})
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: clock.Now})
 	start := clock.Now()
 
 	var all []ledger.Event
@@ -151,8 +102,8 @@ func TestAppendIDsIncreaseWhenTheClockStepsBack(t *testing.T) {
 
 func TestAppendIDsIncreaseWithinOneMillisecond(t *testing.T) {
 	is := is.New(t)
-	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now})
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: clock.Now})
 	var all []ledger.Event
 	for i := range 50 {
 		all = append(all, mustAppend(t, l, stats(8000+i%3, int64(i)))...)
@@ -180,8 +131,8 @@ func (ffReader) Read(p []byte) (int, error) {
 
 func TestAppendMovesToTheNextMillisecondWhenTheRandomPartIsFull(t *testing.T) {
 	is := is.New(t)
-	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now, Entropy: ffReader{}})
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: clock.Now, Entropy: ffReader{}})
 	evs := mustAppend(t, l, stats(8000, 1), stats(8000, 2))
 	is.True(strictlyIncreasing(evs))                       // the second ID is still greater
 	is.Equal(evs[1].At, clock.Now().Add(time.Millisecond)) // it took the next millisecond
@@ -189,7 +140,7 @@ func TestAppendMovesToTheNextMillisecondWhenTheRandomPartIsFull(t *testing.T) {
 
 func TestAppendEmptyBatchWritesNothing(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, ledger.Options{})
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	evs, err := l.Append(nil, func(uint64, []ledger.Event) ([]byte, error) {
 		t.Error("snapshot func called for an empty batch")
 		return nil, nil
@@ -203,7 +154,7 @@ func TestAppendEmptyBatchWritesNothing(t *testing.T) {
 
 func TestCountLastIDAndLast(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, ledger.Options{})
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 
 	n, err := l.Count()
 	is.NoErr(err)                     // count of an empty log
@@ -233,14 +184,14 @@ func TestCountLastIDAndLast(t *testing.T) {
 
 func TestAppendStoresEveryTypeAsGiven(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, ledger.Options{})
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	want := mustAppend(t, l, append(sampleEvents(), withImported(sampleEvents())...)...)
 	is.Equal(scanAll(t, l, ulid.ULID{}, ulid.ULID{}), want) // the log gives back what was appended
 }
 
 func TestScanBounds(t *testing.T) {
-	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now})
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: clock.Now})
 	var evs []ledger.Event
 	for i := range 10 {
 		evs = append(evs, mustAppend(t, l, stats(8000+i%2, int64(i)))...)
@@ -272,7 +223,7 @@ func TestScanBounds(t *testing.T) {
 
 func TestScanStopsOnTheCallbackError(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, ledger.Options{})
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	mustAppend(t, l, stats(8000, 1), stats(8000, 2), stats(8000, 3))
 	stop := errors.New("stop")
 	calls := 0
@@ -292,8 +243,8 @@ func TestScanPort(t *testing.T) {
 }
 
 func testScanPort(t *testing.T, tail int) {
-	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now, PortIndexTail: tail})
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: clock.Now, PortIndexTail: tail})
 	byPort := map[int][]ledger.Event{}
 	// Ports next to each other, and 255/256 whose index keys differ only in
 	// the high byte, must not leak into each other.
@@ -352,8 +303,8 @@ func testScanPort(t *testing.T, tail int) {
 
 func TestSnapshots(t *testing.T) {
 	is := is.New(t)
-	clock := newTestClock()
-	l := MustOpenLog(t, ledger.Options{Now: clock.Now})
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: clock.Now})
 
 	_, _, ok, err := l.Snapshot(ulid.ULID{})
 	is.NoErr(err) // snapshot of an empty log
@@ -406,7 +357,7 @@ func TestSnapshots(t *testing.T) {
 
 func TestSnapshotFuncSeesTheBatch(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, ledger.Options{})
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	mustAppend(t, l, stats(8000, 1))
 	var gotCount uint64
 	var gotBatch []ledger.Event
@@ -426,7 +377,7 @@ func TestSnapshotFuncSeesTheBatch(t *testing.T) {
 
 func TestFailedAppendWritesNothing(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, ledger.Options{})
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	before := mustAppend(t, l, stats(8000, 1))
 
 	failing := func(uint64, []ledger.Event) ([]byte, error) { return nil, errors.New("disk full") }
@@ -456,7 +407,7 @@ func TestFailedAppendWritesNothing(t *testing.T) {
 func TestReopenKeepsEverything(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "data", "ledger.db")
-	clock := newTestClock()
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
 
 	l, err := ledger.Open(path, ledger.Options{Now: clock.Now})
 	is.NoErr(err) // open a new log in a folder that does not exist yet
@@ -466,7 +417,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 	// The clock stepped back while the ledger was closed.
 	clock.Add(-time.Hour)
-	l = MustOpenLogAt(t, path, ledger.Options{Now: clock.Now})
+	l = ledgertest.MustOpenLogAt(t, path, ledger.Options{Now: clock.Now})
 	is.Equal(l.LastID(), first[len(first)-1].ID) // the last ID is read back
 	n, err := l.Count()
 	is.NoErr(err)                                                        // count after reopen

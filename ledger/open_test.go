@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"bytes"
 	"errors"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 func TestOpenRefusesAFileHeldByAnotherOpen(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	holder := MustOpenLogAt(t, path, ledger.Options{})
+	holder := ledgertest.MustOpenLogAt(t, path, ledger.Options{})
 	mustAppend(t, holder, stats(8000, 1))
 
 	// bbolt's flock belongs to the open file description, so a second open
@@ -49,7 +50,7 @@ func TestOpenAfterCloseSucceeds(t *testing.T) {
 	l, err := ledger.Open(path, ledger.Options{})
 	is.NoErr(err) // first open
 	is.NoErr(l.Close())
-	l = MustOpenLogAt(t, path, ledger.Options{Timeout: 200 * time.Millisecond})
+	l = ledgertest.MustOpenLogAt(t, path, ledger.Options{Timeout: 200 * time.Millisecond})
 	is.True(l != nil) // the lock is released on Close
 }
 

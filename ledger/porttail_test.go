@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -21,7 +22,7 @@ func TestPortIndexTail(t *testing.T) {
 	is := is.New(t)
 	const tail = 5
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	clock := newTestClock()
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
 	opts := ledger.Options{Now: clock.Now, PortIndexTail: tail}
 	l, err := ledger.Open(path, opts)
 	is.NoErr(err) // open

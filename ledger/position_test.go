@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"github.com/portledger/portledger/internal/ledgertest"
 	"path/filepath"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestPositionSurvivesReopen(t *testing.T) {
 	is.NoErr(l.SetPosition("other", ulid.Make()))
 	is.NoErr(l.Close())
 
-	l = MustOpenLogAt(t, path, ledger.Options{})
+	l = ledgertest.MustOpenLogAt(t, path, ledger.Options{})
 	got, err = l.Position("fleet")
 	is.NoErr(err)
 	is.Equal(got, id)                                                  // the position is kept in the file, apart from others

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"github.com/portledger/portledger/internal/ledgertest"
 	"path/filepath"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestLastPortIndex(t *testing.T) {
 	is.Equal(p, 8052) // by its newest imported allocation
 
 	is.NoErr(l.Close()) // close
-	l = MustOpenLogAt(t, path, ledger.Options{})
+	l = ledgertest.MustOpenLogAt(t, path, ledger.Options{})
 	p, _ = lastPort(t, l, "api")
 	is.Equal(p, 8002) // kept across a reopen
 }
@@ -76,7 +77,7 @@ func TestLastPortIndexBackfilled(t *testing.T) {
 	is.NoErr(db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("services")) })) // as an older file
 	is.NoErr(db.Close())
 
-	l = MustOpenLogAt(t, path, ledger.Options{})
+	l = ledgertest.MustOpenLogAt(t, path, ledger.Options{})
 	p, ok := lastPort(t, l, "api")
 	is.True(ok)       // rebuilt
 	is.Equal(p, 8003) // from the newest allocation

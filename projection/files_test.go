@@ -2,12 +2,12 @@ package projection
 
 import (
 	"bytes"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,22 +15,6 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 )
-
-// steppedClock is a test clock that moves forward by step on every reading,
-// so that each Append gets its own, known time.
-type steppedClock struct {
-	mu   sync.Mutex
-	t    time.Time
-	step time.Duration
-}
-
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.t
-	c.t = c.t.Add(c.step)
-	return t
-}
 
 // scenarioStart is the time of the first append: the scenario's batches are
 // 15 s apart, so the first six fall on 2025-11-15 and the rest on the 16th.
@@ -41,20 +25,8 @@ var scenarioStart = time.Date(2025, 11, 15, 23, 58, 30, 0, time.UTC)
 func mustOpenLog(tb testing.TB) (*ledger.Log, ledger.Layout) {
 	tb.Helper()
 	layout := ledger.Layout{Dir: tb.TempDir()}
-	clock := &steppedClock{t: scenarioStart, step: 15 * time.Second}
-	log, err := ledger.Open(layout.DB(), ledger.Options{Now: clock.Now})
-	if err != nil {
-		tb.Fatalf("open log: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := log.Check(); err != nil {
-			tb.Errorf("check log: %v", err)
-		}
-		if err := log.Close(); err != nil {
-			tb.Errorf("close log: %v", err)
-		}
-	})
-	return log, layout
+	clock := ledgertest.NewClock(scenarioStart, 15*time.Second)
+	return ledgertest.MustOpenLogAt(tb, layout.DB(), ledger.Options{Now: clock.Now}), layout
 }
 
 // scenario returns batches of events of every type, one Append each.

@@ -1,7 +1,7 @@
 package projection_test
 
 import (
-	"path/filepath"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"testing"
 	"time"
 
@@ -10,25 +10,6 @@ import (
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
 )
-
-// MustOpenLog opens a new log under tb.TempDir() with the given clock (nil:
-// the real one) and, when the test ends, checks the file and closes it.
-func MustOpenLog(tb testing.TB, now func() time.Time) *ledger.Log {
-	tb.Helper()
-	l, err := ledger.Open(filepath.Join(tb.TempDir(), "ledger.db"), ledger.Options{Now: now})
-	if err != nil {
-		tb.Fatalf("open log: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := l.Check(); err != nil {
-			tb.Errorf("check log: %v", err)
-		}
-		if err := l.Close(); err != nil {
-			tb.Errorf("close log: %v", err)
-		}
-	})
-	return l
-}
 
 // mustAppend appends evs in one batch and returns them with their IDs.
 func mustAppend(tb testing.TB, l *ledger.Log, evs ...ledger.Event) []ledger.Event {
@@ -79,7 +60,7 @@ func rangeChanged(from, to ledger.Range) ledger.Event {
 
 func TestRegistryApply(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, nil)
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	r := projection.NewRegistry()
 	is.Equal(r.Range, ledger.DefaultRange) // a new ledger starts at the default range
 	is.Equal(len(r.Allocs), 0)             // with nothing allocated
@@ -168,7 +149,7 @@ func TestRegistryApply(t *testing.T) {
 
 func TestRegistryAllocatedAgainReplaces(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, nil)
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	r := projection.NewRegistry()
 	for _, e := range mustAppend(t, l, allocated(8000, "api"), pidRegistered(8000, 1), released(8000), allocated(8000, "web")) {
 		r.Apply(e)
@@ -183,7 +164,7 @@ func TestRegistryAllocatedAgainReplaces(t *testing.T) {
 
 func TestRegistryCloneIsDeep(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, nil)
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	r := projection.NewRegistry()
 	for _, e := range mustAppend(t, l,
 		allocated(8000, "api"), pidRegistered(8000, 4242), statsReported(8000, 5, 1),
@@ -219,7 +200,7 @@ func TestRegistryCloneIsDeep(t *testing.T) {
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	is := is.New(t)
-	l := MustOpenLog(t, nil)
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
 	r := projection.NewRegistry()
 	is.Equal(snapshotRoundTrip(t, r).Status(), r.Status()) // an empty registry round-trips
 
@@ -280,7 +261,7 @@ func timeline() ([][]ledger.Event, []time.Duration) {
 func TestFoldAtEveryEvent(t *testing.T) {
 	is := is.New(t)
 	now := time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC)
-	l := MustOpenLog(t, func() time.Time { return now })
+	l := ledgertest.MustOpenLog(t, ledger.Options{Now: func() time.Time { return now }})
 	batches, steps := timeline()
 	var all []ledger.Event
 	for i, b := range batches {
