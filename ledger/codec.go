@@ -22,12 +22,13 @@ import (
 //	byte    schema version (codecVersion)
 //	byte    event type code (see typeCodes)
 //	byte    flags (bit 0: imported source follows the payload;
-//	        bit 1: the actor follows; bits 6 and 7 belong to the hash
-//	        chain, see chain.go)
+//	        bit 1: the actor follows; bit 2: a pid_registered reason
+//	        follows; bits 6 and 7 belong to the hash chain, see chain.go)
 //	uvarint port
 //	payload fields in a fixed order per type (see appendPayload)
 //	[imported: string file, uvarint line]
 //	[actor: byte via code, uvarint uid+1 (0: unknown), uvarint pid, string token]
+//	[reason: string, why a pid was registered when not by its caller]
 //
 // Strings are a uvarint length and the bytes; signed integers are zig-zag
 // varints. A later schema version may add fields at the end of a payload;
@@ -37,6 +38,7 @@ const codecVersion = 1
 const (
 	flagImported = 1 << 0
 	flagActor    = 1 << 1
+	flagReason   = 1 << 2
 )
 
 var typeCodes = map[EventType]byte{
@@ -84,6 +86,9 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 			return b, fmt.Errorf("encode event: %w", err)
 		}
 		flags |= flagActor
+	}
+	if e.PIDRegistered != nil && e.PIDRegistered.Reason != "" {
+		flags |= flagReason
 	}
 	if e.Port < 0 || e.Port > MaxPort {
 		return b, fmt.Errorf("encode event: port %d out of range", e.Port)
@@ -184,6 +189,9 @@ func AppendEncoded(b []byte, e *Event) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(a.UID+1))
 		b = binary.AppendUvarint(b, uint64(a.PID))
 		b = appendString(b, a.Token)
+	}
+	if flags&flagReason != 0 {
+		b = appendString(b, e.PIDRegistered.Reason)
 	}
 	return b, nil
 }
@@ -293,6 +301,12 @@ func DecodeEvent(id ulid.ULID, b []byte) (Event, error) {
 			return Event{}, fmt.Errorf("decode event %s: %v: %w", id, err, ErrCorrupt)
 		}
 		e.Actor = &a
+	}
+	if flags&flagReason != 0 {
+		if e.PIDRegistered == nil {
+			return Event{}, fmt.Errorf("decode event %s: a reason on a %s event: %w", id, e.Type, ErrCorrupt)
+		}
+		e.PIDRegistered.Reason = d.string()
 	}
 	if d.err {
 		return Event{}, fmt.Errorf("decode event %s: truncated value: %w", id, ErrCorrupt)

@@ -91,6 +91,9 @@ type PIDRegistered struct {
 	PID        int
 	PIDStarted int64 // Unix milliseconds, guards against PID reuse
 	Cmdline    string
+	// Reason says why the watchdog registered the PID (a wrapper exited
+	// and its descendant listens on the port); "" when the caller did.
+	Reason string
 }
 
 // HealthChanged is the payload of EventHealthChanged. Only transitions are

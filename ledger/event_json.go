@@ -68,7 +68,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		}
 	case e.PIDRegistered != nil:
 		p := e.PIDRegistered
-		j.PID, j.Cmdline = p.PID, p.Cmdline
+		j.PID, j.Cmdline, j.Reason = p.PID, p.Cmdline, p.Reason
 		if p.PIDStarted != 0 {
 			m := Millis(p.PIDStarted)
 			j.PIDStartedAt = &m
@@ -128,7 +128,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 			PID: j.PID, PIDStarted: started, HealthURL: j.HealthURL,
 			Lease: time.Duration(math.Round(j.LeaseS*1000)) * time.Millisecond}
 	case EventPIDRegistered:
-		e.PIDRegistered = &PIDRegistered{PID: j.PID, PIDStarted: started, Cmdline: j.Cmdline}
+		e.PIDRegistered = &PIDRegistered{PID: j.PID, PIDStarted: started, Cmdline: j.Cmdline, Reason: j.Reason}
 	case EventHealthChanged:
 		e.HealthChanged = &HealthChanged{From: Health(j.From), To: Health(j.To), Reason: j.Reason,
 			Alive: derefb(j.Alive), Listening: derefb(j.Listening), Endpoint: j.Endpoint}

@@ -89,6 +89,7 @@ func appendJSONL(b []byte, e ledger.Event, held *ledger.Allocation) []byte {
 		b = appendIntField(b, "pid", int64(p.PID))
 		b = appendMillis(b, "pid_started_at", p.PIDStarted)
 		b = appendNonEmpty(b, "cmdline", p.Cmdline)
+		b = appendNonEmpty(b, "reason", p.Reason)
 	case e.HealthChanged != nil:
 		p := e.HealthChanged
 		b = appendStringField(b, "from", string(p.From))

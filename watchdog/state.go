@@ -15,6 +15,13 @@ type probe struct {
 	Listening  bool
 	Endpoint   string // "" when not fetched, "ok", or what failed
 	EndpointOK bool   // true unless a fetched endpoint failed
+	// Listeners are the processes that listen on the port, looked up when
+	// the recorded process is gone (nil otherwise, or when unknown).
+	Listeners []int
+	// Heir is the listener that carries the service on after its recorded
+	// process is gone, and HeirWhy says why it counts as the service's.
+	Heir    int
+	HeirWhy string
 }
 
 // trackerKey names one allocation and its process: a port, the ID of its

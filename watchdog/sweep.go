@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -68,9 +70,22 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 			t = &tracker{}
 			w.trackers[key] = t
 		}
-		d := decide(a, probes[i], t, now, w.opts)
-		decisions[i] = d
 		p := probes[i]
+		if p.Heir > 0 {
+			if adopted, reason := w.adopt(ctx, a, p); adopted {
+				res.Ports[i] = ledger.PortCheck{
+					Port: a.Port, ServiceName: a.ServiceName, PID: p.Heir, Alive: true, Listening: p.Listening,
+					Endpoint: p.Endpoint, Health: current(a), Action: "pid " + strconv.Itoa(p.Heir) + " holds it now", Reason: reason,
+				}
+				delete(w.trackers, key)
+				continue
+			}
+		}
+		d := decide(a, p, t, now, w.opts)
+		if d.Release != "" && p.Listening {
+			d.Release += stillListening(ctx, p.Listeners)
+		}
+		decisions[i] = d
 		res.Ports[i] = ledger.PortCheck{
 			Port: a.Port, ServiceName: a.ServiceName, PID: a.PID,
 			Alive: p.Alive, Listening: p.Listening, Endpoint: p.Endpoint,
@@ -134,6 +149,33 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 	return res, errors.Join(errs...)
 }
 
+// adopt records the heir of a gone process as the allocation's process. It
+// reports whether it did, and the reason it recorded.
+func (w *Watchdog) adopt(ctx context.Context, a ledger.Allocation, p probe) (bool, string) {
+	reason := fmt.Sprintf("process %d %s; pid %d (%s), %s, listens on port %d: it holds the port now",
+		a.PID, p.Gone, p.Heir, commandOf(ctx, p.Heir), p.HeirWhy, a.Port)
+	_, err := w.svc.AdoptPID(ctx, a.Port, a.EventID, p.Heir, clip(reason))
+	if err != nil {
+		w.opts.Logger.Warn("watchdog: cannot hand the port to its listener", "port", a.Port, "pid", p.Heir, "err", err)
+		return false, ""
+	}
+	w.opts.Logger.Info("pid adopted", "port", a.Port, "service", a.ServiceName, "reason", reason)
+	return true, reason
+}
+
+// stillListening names the processes that listen on a port that is
+// released anyway: a port is never freed silently under a listener.
+func stillListening(ctx context.Context, pids []int) string {
+	if len(pids) == 0 {
+		return "; the port is still listened on, by a process the watchdog cannot name"
+	}
+	parts := make([]string, len(pids))
+	for i, pid := range pids {
+		parts[i] = fmt.Sprintf("pid %d (%s)", pid, commandOf(ctx, pid))
+	}
+	return "; the port is still listened on by " + strings.Join(parts, ", ") + ", not the service's"
+}
+
 // current is the allocation's health as the registry holds it.
 func current(a ledger.Allocation) ledger.Health {
 	if a.HealthStatus.Valid() {
@@ -160,6 +202,12 @@ func (w *Watchdog) probeAll(ctx context.Context, allocs []ledger.Allocation, soc
 		}
 		if udp[a.Port] {
 			p.Listening = true
+		}
+		if a.PID > 0 && !p.Alive && len(socks[a.Port]) > 0 {
+			// A wrapper (bash -c, npm start, a forking daemon) may be gone
+			// while what it started still serves the port.
+			p.Listeners = listenerPIDs(w.sockets.resolve(ctx, socks[a.Port]))
+			p.Heir, p.HeirWhy = heir(ctx, a.PID, p.Listeners)
 		}
 		if socks == nil || wantsFetch(a, *p) {
 			slow = append(slow, i)

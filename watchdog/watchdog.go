@@ -35,6 +35,10 @@ type Ledger interface {
 	RecordConflict(ctx context.Context, port, pid int, command string) error
 	// Release frees a port; with EventID set, only that allocation.
 	Release(ctx context.Context, req ledger.ReleaseRequest) (ledger.Event, error)
+	// AdoptPID records pid, with a reason, as the process of the
+	// allocation eventID of port; ENOTFOUND if that allocation does not
+	// hold the port now.
+	AdoptPID(ctx context.Context, port int, eventID ulid.ULID, pid int, reason string) (ledger.Allocation, error)
 }
 
 // Defaults of Options.

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"github.com/portledger/portledger/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/matryer/is"
@@ -89,4 +92,62 @@ func TestForeignListenerWithControlCharacters(t *testing.T) {
 	is.True(!strings.ContainsAny(out, "\x07\x1b"))           // never raw
 	out, _, _ = run(t, data, "history", "--port", "45590", "--json")
 	is.True(strings.Contains(out, `bell\\x07and\\x1b[31mred`)) // the log keeps the escaped form
+}
+
+// TestWrapperExitsWhileItsChildListens registers a wrapper, `bash -c
+// 'server & ...'`, that exits while the server it started keeps listening:
+// the check hands the port to the server, saying so, instead of releasing
+// it; once the server is gone too, the port is released.
+func TestWrapperExitsWhileItsChildListens(t *testing.T) {
+	is := is.New(t)
+	data, dir := t.TempDir(), t.TempDir()
+	out, errOut, code := run(t, data, "allocate", "--service", "wrapped")
+	is.Equal(code, 0)
+	is.Equal(errOut, "")
+	port := strings.TrimSpace(out)
+	ready, goOn := filepath.Join(dir, "ready"), filepath.Join(dir, "go")
+	script := fmt.Sprintf(`%q -addr 127.0.0.1:%s -ready %q & echo $!; while [ ! -f %q ]; do sleep 0.05; done; exit 0`,
+		bins.Program(t, "./cmd/ledger/testdata/listenchild"), port, ready, goOn)
+	wrapper := exec.Command("bash", "-c", script)
+	wrapper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as a shell's job control starts it
+	stdout, err := wrapper.StdoutPipe()
+	is.NoErr(err)
+	is.NoErr(wrapper.Start())
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	is.NoErr(err) // the server's pid
+	server, err := strconv.Atoi(strings.TrimSpace(line))
+	is.NoErr(err)
+	defer syscall.Kill(server, syscall.SIGKILL)
+	testbin.WaitFor(t, "the server listens", func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+	_, errOut, code = run(t, data, "register-pid", port, strconv.Itoa(wrapper.Process.Pid))
+	is.Equal(code, 0) // the wrapper is registered, as `ledger run` or a script would
+	is.Equal(errOut, "")
+	is.NoErr(os.WriteFile(goOn, nil, 0o600))
+	is.NoErr(wrapper.Wait()) // the wrapper exits; the server lives on
+
+	out, errOut, code = run(t, data, "check")
+	is.Equal(code, 0) // checked
+	is.Equal(errOut, "")
+	is.True(strings.Contains(out, "pid "+strconv.Itoa(server)+" holds it now"))            // handed to the server
+	is.True(strings.Contains(out, "process "+strconv.Itoa(wrapper.Process.Pid)+" exited")) // saying why
+	out, _, _ = run(t, data, "status", "--json")
+	var st ledger.Status
+	is.NoErr(json.Unmarshal([]byte(out), &st))
+	is.Equal(st.PortManager.AllocatedPorts, 1)          // not released
+	is.Equal(st.PortManager.Allocations[0].PID, server) // the server holds it now
+	out, _, _ = run(t, data, "history", "--port", port, "--json")
+	is.True(strings.Contains(out, "exited; pid "+strconv.Itoa(server)))      // the event says so
+	is.True(strings.Contains(out, "a descendant of the registered process")) // and why the server is the service's
+
+	is.NoErr(syscall.Kill(server, syscall.SIGKILL))
+	testbin.WaitFor(t, "the server is gone", func() bool { return syscall.Kill(server, 0) != nil })
+	out, _, code = run(t, data, "check")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, "process "+strconv.Itoa(server)+" exited")) // now released, with the reason
+	out, _, _ = run(t, data, "status", "--json")
+	is.NoErr(json.Unmarshal([]byte(out), &st))
+	is.Equal(st.PortManager.AllocatedPorts, 0)
 }
