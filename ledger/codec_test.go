@@ -29,6 +29,7 @@ func sampleEvents() []ledger.Event {
 		}},
 		{Type: ledger.EventPIDRegistered, Port: 8001, PIDRegistered: &ledger.PIDRegistered{
 			PID: 99999, PIDStarted: 1763216999456, Cmdline: "python -m http.server 8001",
+			Reason: "process 4242 exited; pid 99999, a descendant of the registered process, listens on port 8001: it holds the port now",
 		}},
 		{Type: ledger.EventHealthChanged, Port: 8002, HealthChanged: &ledger.HealthChanged{
 			From: ledger.HealthStarting, To: ledger.HealthUnhealthy, Reason: "not listening for 3 checks",

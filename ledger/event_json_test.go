@@ -30,6 +30,7 @@ func TestEventJSONShape(t *testing.T) {
 		{"pid_registered", evs[1], map[string]any{
 			"type": "pid_registered", "port": 8001.0, "pid": 99999.0, "pid_started_at": "2025-11-15T14:29:59.456Z",
 			"cmdline": "python -m http.server 8001",
+			"reason":  "process 4242 exited; pid 99999, a descendant of the registered process, listens on port 8001: it holds the port now",
 		}},
 		{"health_changed", evs[2], map[string]any{
 			"type": "health_changed", "port": 8002.0, "from": "starting", "to": "unhealthy", "reason": "not listening for 3 checks",
