@@ -12,8 +12,7 @@ import (
 const pfKthread = 0x00200000
 
 // processTraits reads, from /proc, a process's real uid and whether it is a
-// kernel thread: PF_KTHREAD in the flags of /proc/PID/stat, or no
-// executable behind /proc/PID/exe.
+// kernel thread: PF_KTHREAD in the flags of /proc/PID/stat.
 func processTraits(pid int) (uid int, kernelThread bool, err error) {
 	dir := "/proc/" + strconv.Itoa(pid)
 	stat, err := os.ReadFile(dir + "/stat")
@@ -35,12 +34,10 @@ func processTraits(pid int) (uid int, kernelThread bool, err error) {
 	if err != nil {
 		return -1, false, fmt.Errorf("%s/stat: flags: %w", dir, err)
 	}
+	// The flag alone says it: a process that has exited and is not yet
+	// reaped (a zombie, as a child that ended at once is while `ledger run`
+	// registers it) has no /proc/PID/exe either, and is no kernel thread.
 	kernelThread = flags&pfKthread != 0
-	if !kernelThread {
-		if _, err := os.Readlink(dir + "/exe"); os.IsNotExist(err) {
-			kernelThread = true
-		}
-	}
 	status, err := os.ReadFile(dir + "/status")
 	if err != nil {
 		return -1, kernelThread, err

@@ -143,11 +143,11 @@ func TestAnswerIsAnAllocationOfTheClient(t *testing.T) {
 	is.NoErr(err) // the answer is a number
 
 	a, err := f.svc.Allocation(context.Background(), port, ledger.Allocation{}.EventID)
-	is.NoErr(err)                                      // the port is allocated
-	is.Equal(a.ServiceName, "unit-tests")              // to the configured service
-	is.Equal(a.PID, pid)                               // held by the asking process
-	is.True(a.PIDStartedAt != nil)                     // with its start time
-	is.True(strings.Contains(a.StartedBy, "sleep 60")) // started_by is its command line
+	is.NoErr(err)                                       // the port is allocated
+	is.Equal(a.ServiceName, "unit-tests")               // to the configured service
+	is.Equal(a.PID, pid)                                // held by the asking process
+	is.True(a.PIDStartedAt != nil)                      // with its start time
+	is.True(strings.Contains(a.StartedBy, "sleep 60"))  // started_by is its command line
 	is.Equal(time.Duration(a.Lease), commands.MaxLease) // held while the process lives, listening or not, up to the longest lease
 	is.Equal(f.srv.Stats().Answered, uint64(1))
 

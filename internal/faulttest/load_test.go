@@ -87,11 +87,11 @@ func TestSlowClients(t *testing.T) {
 	}
 }
 
-// TestThousandSubscribers measures the daemon's allocate latency (allocate
-// and release over HTTP, p50) with no event subscriber and with 1,000 live
-// SSE connections that each receive every event. The target is within 2x;
-// the test logs the figures and asserts only a generous bound (10x, or
-// 50 ms), since the machine is shared.
+// TestThousandSubscribers runs allocate and release over HTTP with 1,000
+// live SSE connections and checks that every subscriber receives every
+// event while the writes go on. It logs the allocate p50 with and without
+// the subscribers (the target is within 2x) but asserts no timing: a timed
+// assertion fails on a loaded machine, not on a slow daemon.
 func TestThousandSubscribers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 1,000 connections")
@@ -168,7 +168,7 @@ func TestThousandSubscribers(t *testing.T) {
 	done.Wait()
 	t.Logf("allocate p50 over HTTP: %v with no subscriber, %v with %d subscribers (%.2fx); %d events delivered",
 		base, withSubs, subs, float64(withSubs)/float64(base), lines.Load())
-	if withSubs > 10*base && withSubs > 50*time.Millisecond {
-		t.Errorf("allocate p50 %v with %d subscribers against %v without", withSubs, subs, base)
-	}
+	// The ratio is reported, not asserted: on a loaded machine (CI runs
+	// packages side by side) it says more about the machine than about the
+	// daemon. BenchmarkAllocateWithSubscribers in commands measures it.
 }
