@@ -34,6 +34,7 @@ func routes(cfg Config) http.Handler {
 
 	r.Route("/api", func(r chi.Router) {
 		r.Use(requireToken(cfg.Token, log))
+		r.Get("/openapi.json", handleOpenAPI())
 		r.Route("/ports", func(r chi.Router) {
 			r.Get("/status", handleStatus(svc, cfg.Watchdog, cfg.FleetStatus, cfg.Now, log))
 			r.Get("/allocations", handleAllocations(svc, cfg.Now, log))
