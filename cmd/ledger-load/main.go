@@ -8,6 +8,7 @@
 //	go run ./cmd/ledger-load --clients 16 --duration 10s
 //	go run ./cmd/ledger-load --clients 1 --duration 10s --op allocate
 //	go run ./cmd/ledger-load --op etcd-put --addr 127.0.0.1:2379   # the anchor: durable etcd puts
+//	go run ./cmd/ledger-load --clients 16 --scrape 1s              # with a Prometheus scrape of /metrics every second
 //
 // With --pid it reads that process's CPU time from /proc before and after the
 // run and prints the server's CPU per write (a cycle is two writes).
@@ -63,6 +64,7 @@ func run(args []string, out io.Writer) error {
 	dir := fs.String("dir", "", "where --op bbolt-update puts its file (default: the temp dir), on the disk to measure")
 	pid := fs.Int("pid", 0, "the server's process ID: report its CPU time per write (Linux)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	scrape := fs.Duration("scrape", 0, "also GET /metrics at this interval during the run, as Prometheus would, and print the scrapes' latency (0: no scrape)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,6 +122,16 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var scrapes []time.Duration
+	scraped := make(chan struct{})
+	if *scrape > 0 {
+		go func() {
+			defer close(scraped)
+			scrapes = scrapeMetrics(ctx, base, *token, *scrape)
+		}()
+	} else {
+		close(scraped)
+	}
 	start := time.Now()
 	for i := range *clients {
 		wg.Add(1)
@@ -138,6 +150,7 @@ func run(args []string, out io.Writer) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	<-scraped
 	cpu1, err := procCPU(*pid)
 	if err != nil {
 		return err
@@ -160,6 +173,16 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "clients=%d op=%s duration=%s cores=%d\n", *clients, *op, elapsed.Round(time.Millisecond), runtime.NumCPU())
 	fmt.Fprintf(out, "ops=%d errors=%d rate=%.0f ops/s\n", ops, errs, float64(ops)/elapsed.Seconds())
 	fmt.Fprintf(out, "latency p50=%s p90=%s p99=%s max=%s\n", pct(0.50), pct(0.90), pct(0.99), pct(1))
+	if *scrape > 0 {
+		slices.Sort(scrapes)
+		sp := func(p float64) time.Duration {
+			if len(scrapes) == 0 {
+				return 0
+			}
+			return scrapes[min(len(scrapes)-1, int(float64(len(scrapes))*p))]
+		}
+		fmt.Fprintf(out, "scrapes=%d every %s: p50=%s p95=%s max=%s\n", len(scrapes), *scrape, sp(0.50), sp(0.95), sp(1))
+	}
 	if *pid != 0 && ops > 0 {
 		writes := ops
 		if *op == "cycle" || *op == "allocate" {
@@ -212,7 +235,10 @@ func startDaemon(r ledger.Range) (string, func(), error) {
 		os.RemoveAll(dir)
 		return "", nil, err
 	}
-	svc, err := commands.New(commands.Config{Log: log})
+	// The metrics are wired as `ledger serve` wires them, so that the
+	// figures include their cost.
+	metrics := httpapi.NewMetrics(httpapi.MetricsConfig{Version: "ledger-load", LogSize: log.Size})
+	svc, err := commands.New(commands.Config{Log: log, Observer: metrics})
 	if err != nil {
 		log.Close()
 		os.RemoveAll(dir)
@@ -225,7 +251,7 @@ func startDaemon(r ledger.Range) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpapi.Config{Service: svc, Events: svc}))
+	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpapi.Config{Service: svc, Events: svc, Metrics: metrics}))
 	go srv.Serve(ln)
 	stop := func() {
 		srv.Shutdown(context.Background())
@@ -234,6 +260,38 @@ func startDaemon(r ledger.Range) (string, func(), error) {
 		os.RemoveAll(dir)
 	}
 	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// scrapeMetrics fetches base/metrics every interval until ctx ends and
+// returns how long each scrape took, body read in full.
+func scrapeMetrics(ctx context.Context, base, token string, every time.Duration) []time.Duration {
+	var out []time.Duration
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+		}
+		req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+		if err != nil {
+			return out
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			out = append(out, time.Since(t0))
+		}
+	}
 }
 
 // driveEtcd puts keys into etcd through its JSON gateway until ctx ends: the

@@ -27,6 +27,7 @@ type daemon struct {
 	addr string // host:port
 	base string // http://host:port
 	cmd  *exec.Cmd
+	rng  string // the managed range
 	// stderr is what the daemon logged so far.
 	stderr *testbin.Buffer
 }
@@ -35,9 +36,15 @@ type daemon struct {
 // address and stops it with SIGTERM when the test ends.
 func startDaemon(tb testing.TB, data string, flags ...string) *daemon {
 	tb.Helper()
+	return startDaemonRange(tb, data, webRange, flags...)
+}
+
+// startDaemonRange is startDaemon with another managed range.
+func startDaemonRange(tb testing.TB, data, portRange string, flags ...string) *daemon {
+	tb.Helper()
 	addr := testbin.FreeAddr(tb)
 	args := append([]string{"serve", "--addr", addr}, flags...)
-	cmd := bins.Command(tb, data, webRange, args...)
+	cmd := bins.Command(tb, data, portRange, args...)
 	errOut := &testbin.Buffer{}
 	cmd.Stderr = errOut
 	if err := cmd.Start(); err != nil {
@@ -57,7 +64,7 @@ func startDaemon(tb testing.TB, data string, flags ...string) *daemon {
 			tb.Errorf("daemon did not stop; stderr:\n%s", errOut.String())
 		}
 	})
-	d := &daemon{data: data, addr: addr, base: "http://" + addr, cmd: cmd, stderr: errOut}
+	d := &daemon{data: data, addr: addr, base: "http://" + addr, cmd: cmd, rng: portRange, stderr: errOut}
 	testbin.WaitFor(tb, "daemon answers on "+addr, func() bool {
 		select {
 		case err := <-served:
@@ -78,7 +85,7 @@ func startDaemon(tb testing.TB, data string, flags ...string) *daemon {
 // and returns its stdout; it fails tb on a non-zero exit.
 func (d *daemon) ledger(tb testing.TB, args ...string) string {
 	tb.Helper()
-	out, errOut, code := testbin.Run(tb, bins.Command(tb, d.data, webRange, args...))
+	out, errOut, code := testbin.Run(tb, bins.Command(tb, d.data, d.rng, args...))
 	if code != 0 {
 		tb.Fatalf("ledger %s: exit %d: %s", strings.Join(args, " "), code, errOut)
 	}
@@ -114,5 +121,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	closeBrowser()
 	_ = bins.Remove()
+	_ = bench1M.Remove()
 	os.Exit(code)
 }

@@ -23,7 +23,7 @@ import (
 // rowPorts returns the ports of the allocations table, in its order.
 func rowPorts(tb testing.TB, t *tab) []int {
 	tb.Helper()
-	return evalJS[[]int](tb, t, `[...document.querySelectorAll("#alloc-rows tr")].map(r => Number(r.dataset.port))`)
+	return evalJS[[]int](tb, t, `[...document.querySelectorAll("#alloc-rows tr[data-port]")].map(r => Number(r.dataset.port))`)
 }
 
 // hasRow is the JavaScript test for a row of port in the table.
