@@ -65,6 +65,11 @@ func ParseTime(s string, now time.Time) (t time.Time, id ulid.ULID, isID bool, e
 	}
 	if len(s) == ulid.EncodedSize {
 		if u, perr := ulid.ParseStrict(s); perr == nil {
+			// An event ID names its moment: one after now is refused as a
+			// date after now is, so no answer speaks of the future.
+			if at := IDTime(u); at.After(now) {
+				return time.Time{}, id, false, Errorf(EINVALID, "event ID %s names %s, which is in the future", s, FormatTime(at))
+			}
 			return IDTime(u), u, true, nil
 		}
 	}

@@ -48,12 +48,13 @@ func TestParseTime(t *testing.T) {
 
 func TestParseTimeULID(t *testing.T) {
 	is := is.New(t)
-	got, id, isID, err := ledger.ParseTime(testID.String(), parseNow)
+	now := ledger.IDTime(testID).Add(time.Second) // testID's event lies in the past
+	got, id, isID, err := ledger.ParseTime(testID.String(), now)
 	is.NoErr(err)                        // a ULID parses
 	is.True(isID)                        // and is known as one
 	is.Equal(id, testID)                 // the ID itself
 	is.Equal(got, ledger.IDTime(testID)) // at its time
-	_, lower, _, err := ledger.ParseTime(testID.String()[:20]+"aaaaaa", parseNow)
+	_, lower, _, err := ledger.ParseTime(testID.String()[:20]+"aaaaaa", now)
 	is.NoErr(err)                                       // lower case is a ULID too
 	is.Equal(lower.String()[:20], testID.String()[:20]) // and names the same millisecond
 }
@@ -109,12 +110,15 @@ func TestParsePointAndSince(t *testing.T) {
 	is.NoErr(err)                   // a time lower bound
 	is.Equal(s, ledger.SinceID(at)) // is the first ID of its millisecond
 
-	p, err = ledger.ParsePoint(testID.String(), parseNow)
+	later := ledger.IDTime(testID).Add(time.Second) // testID's event lies in the past
+	p, err = ledger.ParsePoint(testID.String(), later)
 	is.NoErr(err)       // an ID point
 	is.Equal(p, testID) // is that event
-	s, err = ledger.ParseSince(testID.String(), parseNow)
+	s, err = ledger.ParseSince(testID.String(), later)
 	is.NoErr(err)       // an ID lower bound
 	is.Equal(s, testID) // is that event
+	_, err = ledger.ParsePoint(testID.String(), ledger.IDTime(testID).Add(-time.Millisecond))
+	is.Equal(ledger.ErrorCode(err), ledger.EINVALID) // an ID of the future is refused, as a future date is
 
 	_, err = ledger.ParsePoint("soon", parseNow)
 	is.Equal(ledger.ErrorCode(err), ledger.EINVALID) // a bad point is invalid
