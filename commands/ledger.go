@@ -130,6 +130,13 @@ func (l *Ledger) Close() error {
 // Log returns the underlying log.
 func (l *Ledger) Log() *ledger.Log { return l.log }
 
+// Range returns the managed range now.
+func (l *Ledger) Range() ledger.Range {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.reg.Range
+}
+
 // Registry returns a copy of the current state.
 func (l *Ledger) Registry() *projection.Registry {
 	l.mu.RLock()

@@ -20,7 +20,7 @@ func TestWhoRoute(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
 	ctx := context.Background()
-	c := NewClient(e.srv.URL, "")
+	c := e.client()
 
 	a := e.allocate(t, "grace_backend")
 	_, err := e.svc.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: "deploy"})
@@ -66,7 +66,7 @@ func TestUsageRoute(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
 	ctx := context.Background()
-	c := NewClient(e.srv.URL, "")
+	c := e.client()
 	a := e.allocate(t, "api")
 	_, err := e.svc.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: "done"})
 	is.NoErr(err)
@@ -96,7 +96,7 @@ func TestImportRoute(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
 	ctx := context.Background()
-	c := NewClient(e.srv.URL, "")
+	c := e.client()
 
 	root := t.TempDir()
 	logs := ledger.Layout{Dir: root}.LogsDir()

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -44,14 +46,36 @@ func NewClient(baseURL string, token string) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Transport: t}}
 }
 
+// ErrUntrustedDaemon is the error of a socket client whose socket is
+// served by a process of another user: it sends that process nothing.
+var ErrUntrustedDaemon = errors.New("untrusted daemon")
+
 // NewSocketClient returns a client of the daemon listening on the unix socket
-// at socketPath.
+// at socketPath. Before it sends anything on a new connection it asks the
+// kernel who listens (SO_PEERCRED): a process of another user than this
+// one (or root) is refused with ErrUntrustedDaemon, so that a socket put in
+// the data directory by someone else never sees a request or decides an
+// answer.
 func NewSocketClient(socketPath string, token string) *Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, "unix", socketPath)
+		conn, err := d.DialContext(ctx, "unix", socketPath)
+		if err != nil {
+			return nil, err
+		}
+		p, err := PeerCred(conn.(*net.UnixConn))
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: %s: %v", ErrUntrustedDaemon, socketPath, err)
+		}
+		if me := os.Getuid(); p.UID != me && p.UID != 0 {
+			conn.Close()
+			return nil, fmt.Errorf("%w: the process on %s (pid %d) runs as uid %d, not as you (uid %d): nothing was sent; check who can write the data directory",
+				ErrUntrustedDaemon, socketPath, p.PID, p.UID, me)
+		}
+		return conn, nil
 	}
 	return &Client{base: "http://ledger", token: token, http: &http.Client{Transport: t}}
 }
@@ -73,11 +97,55 @@ func (c *Client) DaemonPID(ctx context.Context) (int, error) {
 	return body.PID, err
 }
 
-// Allocate hands a port to a service; see ledger.Service.
+// RangeHeader carries, on an allocation's answer, the managed range the
+// port was chosen from, so that the client can check the answer.
+const RangeHeader = "X-Ledger-Range"
+
+// Allocate hands a port to a service; see ledger.Service. The answer is
+// checked before it is believed: the port must be a TCP port, the preferred
+// one if one was asked for, and inside the range the daemon names
+// (RangeHeader); an answer that fails is an EINTERNAL error.
 func (c *Client) Allocate(ctx context.Context, req ledger.AllocateRequest) (ledger.Allocation, error) {
 	var a ledger.Allocation
-	err := c.do(ctx, http.MethodPost, "/api/ports/allocations", nil, req, &a)
-	return a, err
+	resp, err := c.send(ctx, http.MethodPost, "/api/ports/allocations", nil, req, "application/json")
+	if err != nil {
+		return a, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, MaxBodyBytes)).Decode(&a); err != nil {
+		return a, fmt.Errorf("POST /api/ports/allocations: decode answer: %w", err)
+	}
+	if err := checkAllocation(a, req, resp.Header.Get(RangeHeader)); err != nil {
+		return ledger.Allocation{}, err
+	}
+	return a, nil
+}
+
+// checkAllocation refuses an allocation answer that cannot be right.
+func checkAllocation(a ledger.Allocation, req ledger.AllocateRequest, rangeHeader string) error {
+	bad := func(format string, args ...any) error {
+		return ledger.Errorf(ledger.EINTERNAL, "the daemon's answer is refused: "+format, args...)
+	}
+	if ledger.CheckPort(a.Port) != nil {
+		return bad("port %d is not a TCP port", a.Port)
+	}
+	if req.Port != 0 && a.Port != req.Port {
+		return bad("port %d was asked for, %d answered", req.Port, a.Port)
+	}
+	if a.ServiceName != req.ServiceName {
+		return bad("the allocation is for %q, not %q", a.ServiceName, req.ServiceName)
+	}
+	if rangeHeader == "" {
+		return nil
+	}
+	rng, err := ledger.ParseRange(rangeHeader)
+	if err != nil {
+		return bad("range %q: %v", rangeHeader, ledger.ErrorMessage(err))
+	}
+	if !rng.Contains(a.Port) {
+		return bad("port %d is outside the managed range %s", a.Port, rng)
+	}
+	return nil
 }
 
 // RegisterPID records the process that holds a port; see ledger.Service.

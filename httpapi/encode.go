@@ -28,6 +28,12 @@ const (
 	EUNAVAILABLE = ledger.EUNAVAILABLE
 	// EMETHOD means the path exists but not with this method.
 	EMETHOD = "method_not_allowed"
+	// EMISDIRECTED means the request's Host is neither a loopback name or
+	// address nor one the operator allowed (--allowed-host): a page whose
+	// name was made to point at this machine (DNS rebinding).
+	EMISDIRECTED = "misdirected"
+	// EMEDIATYPE means a request body that is not application/json.
+	EMEDIATYPE = "unsupported_media_type"
 )
 
 // errorBody is the JSON shape of every error answer.
@@ -56,6 +62,12 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case EMETHOD:
 		return http.StatusMethodNotAllowed
+	case ledger.EFORBIDDEN:
+		return http.StatusForbidden
+	case EMISDIRECTED:
+		return http.StatusMisdirectedRequest
+	case EMEDIATYPE:
+		return http.StatusUnsupportedMediaType
 	default:
 		return http.StatusInternalServerError
 	}

@@ -31,7 +31,7 @@ func openStream(t *testing.T, e *testEnv, query string) (*bufio.Reader, func()) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := e.srv.Client().Do(e.authorize(req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestEventsLastEventIDHeader(t *testing.T) {
 	req.Header.Set("Last-Event-ID", a.EventID.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, err := e.srv.Client().Do(req.WithContext(ctx))
+	resp, err := e.srv.Client().Do(e.authorize(req).WithContext(ctx))
 	is.NoErr(err)
 	defer resp.Body.Close()
 	m, _ := nextEvent(t, bufio.NewReader(resp.Body))
@@ -174,7 +174,7 @@ func TestEventsWithoutSource(t *testing.T) {
 func TestEventsEndWhenLedgerCloses(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
-	client := NewClient(e.srv.URL, "")
+	client := e.client()
 	a := e.allocate(t, "api")
 	b := e.allocate(t, "worker")
 
@@ -191,7 +191,7 @@ func TestEventsEndWhenLedgerCloses(t *testing.T) {
 func TestClientEvents(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
-	client := NewClient(e.srv.URL, "")
+	client := e.client()
 	a := e.allocate(t, "api")
 	b := e.allocate(t, "worker")
 
@@ -284,7 +284,7 @@ func TestEventsReplayFailureEndsStream(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Events = failingEvents{} })
 	a := e.allocate(t, "api")
 	calls := 0
-	err := NewClient(e.srv.URL, "").Events(context.Background(), a.EventID, func(ledger.Event) error {
+	err := e.client().Events(context.Background(), a.EventID, func(ledger.Event) error {
 		calls++
 		return nil
 	})

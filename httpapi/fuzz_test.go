@@ -53,7 +53,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		tb.Fatal(err)
 	}
 	logs := &lockedWriter{w: &bytes.Buffer{}}
-	srv := httptest.NewServer(NewServer(Config{Service: svc, Events: svc,
+	srv := httptest.NewServer(NewServer(Config{Service: svc, Events: svc, Token: testToken,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}))
 	tb.Cleanup(func() {
 		_ = svc.Close()
@@ -162,6 +162,8 @@ func FuzzRequestBody(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", rt.method, path, err)

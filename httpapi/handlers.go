@@ -145,6 +145,9 @@ func handleAllocate(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
 			return err
 		}
 		w.Header().Set("Location", "/api/ports/allocations/"+strconv.Itoa(a.Port))
+		if rs, ok := svc.(interface{ Range() ledger.Range }); ok {
+			w.Header().Set(RangeHeader, rs.Range().String())
+		}
 		encode(w, r, log, http.StatusCreated, a)
 		return nil
 	})

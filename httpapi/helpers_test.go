@@ -46,13 +46,21 @@ func (w *stubWatchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 	return w.result, nil
 }
 
+// testToken is the bearer token of the test servers; the helpers send it
+// unless told noToken.
+const testToken = "test-token"
+
+// noToken asks call and raw to send no Authorization header.
+const noToken = "\x00none"
+
 // testEnv is a real server on a real ledger file.
 type testEnv struct {
-	log  *ledger.Log
-	svc  *commands.Ledger
-	srv  *httptest.Server
-	wd   *stubWatchdog
-	logs *bytes.Buffer // what the server logged
+	token string // the server's token, sent by call, raw and client
+	log   *ledger.Log
+	svc   *commands.Ledger
+	srv   *httptest.Server
+	wd    *stubWatchdog
+	logs  *bytes.Buffer // what the server logged
 }
 
 // newEnv opens a ledger in a temp folder, sets testRange, and serves it. opts
@@ -76,12 +84,17 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		Service:  svc,
 		Events:   svc,
 		Watchdog: wd,
+		Token:    testToken,
 		Logger:   slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil)),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv := httptest.NewServer(NewServer(cfg))
+	// The real server's connection hook, so that the server knows TCP
+	// from the socket as the daemon's does.
+	srv := httptest.NewUnstartedServer(NewServer(cfg))
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
 	t.Cleanup(func() {
 		// Closing the ledger first ends open event streams, which
 		// srv.Close would otherwise wait for.
@@ -89,7 +102,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		srv.Close()
 		is.NoErr(log.Close()) // close log
 	})
-	return &testEnv{log: log, svc: svc, srv: srv, wd: wd, logs: logs}
+	return &testEnv{token: cfg.Token, log: log, svc: svc, srv: srv, wd: wd, logs: logs}
 }
 
 // lockedWriter lets the server's goroutines log into one buffer.
@@ -104,8 +117,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// call sends one request and decodes a JSON answer into a map. token, if
-// not empty, is sent as a bearer token.
+// call sends one request and decodes a JSON answer into a map. token is
+// sent as a bearer token: "" sends the server's own, noToken none. A body
+// goes as application/json.
 func (e *testEnv) call(t *testing.T, method, path, body, token string) (int, map[string]any) {
 	t.Helper()
 	status, raw := e.raw(t, method, path, body, token)
@@ -130,8 +144,14 @@ func (e *testEnv) raw(t *testing.T, method, path, body, token string) (int, []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
+	if token == "" {
+		token = e.token
+	}
+	if token != noToken && token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	// The timeout only turns a hang (an event stream answered where an
 	// error was due) into a failure.
@@ -147,6 +167,15 @@ func (e *testEnv) raw(t *testing.T, method, path, body, token string) (int, []by
 		t.Fatalf("%s %s: read answer: %v", method, path, err)
 	}
 	return resp.StatusCode, b
+}
+
+// client returns a Client of the test server with its token.
+func (e *testEnv) client() *Client { return NewClient(e.srv.URL, e.token) }
+
+// authorize adds the test server's token to req.
+func (e *testEnv) authorize(req *http.Request) *http.Request {
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	return req
 }
 
 // allocate hands out a port through the service itself.

@@ -91,7 +91,7 @@ func TestHistoryOverOnePage(t *testing.T) {
 	is.Equal(len(ids), MaxHistoryPage) // one answer is bounded
 	is.True(next != "")                // and says where to go on
 
-	c := NewClient(e.srv.URL, "")
+	c := e.client()
 	all, err := c.History(context.Background(), ledger.HistoryQuery{Port: port})
 	is.NoErr(err)                                                                 // the client follows the pages
 	is.Equal(len(all), MaxHistoryPage+3)                                          // to every event

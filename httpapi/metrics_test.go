@@ -67,7 +67,9 @@ func TestMetricsCountOpenEventStreams(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t, func(c *Config) { c.Metrics = NewMetrics(MetricsConfig{Version: "test"}) })
 	is.Equal(metricLine(t, e, "portledger_sse_subscribers "), "portledger_sse_subscribers 0") // none yet
-	resp, err := http.Get(e.srv.URL + "/api/ports/events")
+	req, err := http.NewRequest("GET", e.srv.URL+"/api/ports/events", nil)
+	is.NoErr(err)
+	resp, err := e.srv.Client().Do(e.authorize(req))
 	is.NoErr(err)                                                                             // open the stream
 	is.Equal(metricLine(t, e, "portledger_sse_subscribers "), "portledger_sse_subscribers 1") // one open
 	resp.Body.Close()

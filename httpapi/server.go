@@ -14,6 +14,10 @@ import (
 	"github.com/portledger/portledger/ledger"
 )
 
+// DefaultTokenName is the name under which the daemon's token is recorded
+// as the actor of the writes it carries.
+const DefaultTokenName = "default"
+
 // DefaultHeartbeat is how often the event stream sends a comment line when
 // no event arrives, so that proxies and clients see a live connection.
 const DefaultHeartbeat = 15 * time.Second
@@ -41,9 +45,19 @@ type Config struct {
 	// Watchdog feeds the watchdog part of the status and the health-check.
 	// Nil: status reports running:false, and the health-check answers 503.
 	Watchdog Watchdog
-	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every /api route. /healthz stays open.
+	// Token is the bearer token that opens every route over TCP
+	// ("Authorization: Bearer <token>"); see auth.go for who may do what.
+	// Empty: no token matches, so over TCP only the open routes answer.
 	Token string
+	// TokenName names the token in the actor of the events it writes
+	// (default DefaultTokenName).
+	TokenName string
+	// AllowedHosts are host names, besides loopback ones, that a request
+	// over TCP may carry in its Host header (--allowed-host).
+	AllowedHosts []string
+	// WriteGroups are the gids whose members may write over the unix
+	// socket besides the daemon's owner (--allow-group).
+	WriteGroups []int
 	// Logger receives internal errors (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock used to read relative times such as "2h" (default
@@ -83,7 +97,7 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		cfg.Metrics.state.Store(&stateSource{svc: cfg.Service, wd: cfg.Watchdog})
 	}
-	return routes(cfg)
+	return guard(cfg, newAuthorizer(cfg), routes(cfg))
 }
 
 // Timeouts of the http.Server made by NewHTTPServer.
@@ -111,6 +125,7 @@ func NewHTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxBodyBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnContext:       ConnContext,
 	}
 	srv.RegisterOnShutdown(cancel)
 	return srv

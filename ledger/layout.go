@@ -20,6 +20,10 @@ func (l Layout) Registry() string {
 // LogsDir returns the folder of the daily JSONL logs.
 func (l Layout) LogsDir() string { return filepath.Join(l.Dir, "logs", "port_manager") }
 
+// Token returns the path of the daemon's bearer token for TCP (mode 0600,
+// made at the daemon's first start).
+func (l Layout) Token() string { return filepath.Join(l.Dir, "token") }
+
 // Socket returns the path of the daemon's unix socket.
 func (l Layout) Socket() string { return filepath.Join(l.Dir, "ledger.sock") }
 

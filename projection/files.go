@@ -215,7 +215,7 @@ func (f *Files) openDay(name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	file, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	file, err := openNoFollow(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func dayFiles(dir string) ([]string, error) {
 // partial line that a crash left, and returns its last complete line
 // without the newline; nil when no complete line is left.
 func trimToLastLine(path string) ([]byte, error) {
-	file, err := os.OpenFile(path, os.O_RDWR, 0)
+	file, err := openNoFollow(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}

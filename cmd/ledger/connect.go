@@ -185,18 +185,27 @@ func connect(ctx context.Context, c *common) (*backend, error) {
 }
 
 func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error) {
+	if err := checkDataDir(c.data); err != nil {
+		return nil, err
+	}
 	if c.addr != "" {
 		base := c.addr
 		if !strings.Contains(base, "://") {
 			base = "http://" + base
 		}
-		cl := httpapi.NewClient(base, c.token)
+		token, err := clientToken(c)
+		if err != nil {
+			return nil, err
+		}
+		cl := httpapi.NewClient(base, token)
 		if err := cl.Ping(ctx); err != nil {
 			return nil, fmt.Errorf("no ledger daemon answers at %s: %w", c.addr, err)
 		}
 		return remote(cl, layout), nil
 	}
-	if cl := socketClient(ctx, layout, c.token); cl != nil {
+	if cl, err := socketClient(ctx, layout, c.token); err != nil {
+		return nil, err
+	} else if cl != nil {
 		return remote(cl, layout), nil
 	}
 	// No daemon serves this data directory. One of this user's daemons may
@@ -235,16 +244,20 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 
 // socketClient returns a client of the daemon that answers on the data
 // directory's socket, or nil. A socket file nobody answers on is left by a
-// daemon that was killed.
-func socketClient(ctx context.Context, layout ledger.Layout, token string) *httpapi.Client {
+// daemon that was killed. What answers as another user (SO_PEERCRED) is an
+// error: the CLI sends it nothing.
+func socketClient(ctx context.Context, layout ledger.Layout, token string) (*httpapi.Client, error) {
 	if _, err := os.Stat(layout.Socket()); err != nil {
-		return nil
+		return nil, nil
 	}
 	cl := httpapi.NewSocketClient(layout.Socket(), token)
-	if cl.Ping(ctx) != nil {
-		return nil
+	if err := cl.Ping(ctx); err != nil {
+		if errors.Is(err, httpapi.ErrUntrustedDaemon) {
+			return nil, err
+		}
+		return nil, nil
 	}
-	return cl
+	return cl, nil
 }
 
 // lockPoll is how long one attempt to take the ledger file's lock waits
@@ -270,7 +283,9 @@ func openOrFind(ctx context.Context, layout ledger.Layout, token string) (log *l
 		if !errors.Is(err, ledger.ErrLocked) || time.Now().After(deadline) {
 			return log, readOnly, nil, err
 		}
-		if cl := socketClient(ctx, layout, token); cl != nil {
+		if cl, serr := socketClient(ctx, layout, token); serr != nil {
+			return nil, false, nil, serr
+		} else if cl != nil {
 			return nil, false, cl, nil
 		}
 		if ctx.Err() != nil {

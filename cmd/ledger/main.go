@@ -121,6 +121,9 @@ type env struct {
 // `ledger run` reads the process's environment, to hand it to its child.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	// What this process writes itself (no daemon, or the daemon's own
+	// setup) names this process; a daemon names its callers instead.
+	ctx = ledger.WithActor(ctx, ledger.Actor{Via: ledger.ViaLocal, UID: os.Getuid(), PID: os.Getpid()})
 	if len(args) == 0 {
 		return usageError{msg: "no subcommand given", hint: "Run 'ledger help' for the list."}
 	}

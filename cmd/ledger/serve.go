@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -67,7 +69,17 @@ token, that URL hands the token to the browser once, as a session cookie, so
 the page's release button works.
 With --fleet nats://HUB:4222 (see 'ledger hub') it also publishes every event
 to the fleet's NATS JetStream as --host, in the background: a fleet that is
-down never slows or stops local allocation; 'ledger status' shows the lag.`, &c, false)
+down never slows or stops local allocation; 'ledger status' shows the lag.
+
+Over TCP, writes and every route but the original tool's five (status,
+allocations, one allocation, watchdog status, health-check) and /healthz
+need "Authorization: Bearer TOKEN". The token is --token (LEDGER_TOKEN), else
+the file 'token' in the data directory, made (mode 0600) at the first start;
+the CLI reads it there. A request whose Host is not loopback, localhost or an
+--allowed-host is refused (DNS rebinding), and so is a browser's
+cross-origin write. Over ledger.sock the daemon's owner (and root) may
+write, and the members of an --allow-group group; anyone else who can reach
+the socket may only read. Every event records who wrote it.`, &c, false)
 	fs.StringVar(&c.rng, "range", e.getenv("LEDGER_RANGE"), "managed port range LO-HI, set at start and recorded in the ledger when it changes (env LEDGER_RANGE)")
 	allowEphemeral := allowEphemeralFlag(e, fs)
 	fs.DurationVar(&wopts.Interval, "interval", watchdog.DefaultInterval, "watchdog check interval")
@@ -75,6 +87,12 @@ down never slows or stops local allocation; 'ledger status' shows the lag.`, &c,
 	fs.IntVar(&wopts.Failures, "failures", watchdog.DefaultFailures, "failed checks in a row before a health change")
 	fs.DurationVar(&wopts.Lease, "lease", watchdog.DefaultLease, "how long a port is kept that never got a PID or a listener")
 	ps.register(e, fs)
+	var allowedHosts stringList
+	if v := e.getenv("LEDGER_ALLOWED_HOSTS"); v != "" {
+		allowedHosts = strings.Split(v, ",")
+	}
+	fs.Var(&allowedHosts, "allowed-host", "a host name, besides loopback ones, that requests over TCP may name in their Host header; repeatable (env LEDGER_ALLOWED_HOSTS, comma-separated)")
+	allowGroup := fs.String("allow-group", "", "a group whose members may write over ledger.sock (the socket becomes mode 0660, of that group)")
 	acceptBroken := fs.Bool("accept-broken-chain", false, "start even though the log's hash chain does not hold (see `ledger verify`); the acceptance is recorded as an event")
 	var ff fleetFlags
 	addFleetConnFlags(e, fs, &ff)
@@ -115,10 +133,19 @@ down never slows or stops local allocation; 'ledger status' shows the lag.`, &c,
 		rng = r
 	}
 
+	sec := security{Token: c.token, AllowedHosts: allowedHosts, WriteGroup: -1}
+	if *allowGroup != "" {
+		gid, err := httpapi.LookupGroup(*allowGroup)
+		if err != nil {
+			return usagef("--allow-group: %s", ledger.ErrorMessage(err))
+		}
+		sec.WriteGroup = gid
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	d, err := startDaemon(ctx, c.data, addr, c.token, rng, wopts, logger, *acceptBroken)
+	d, err := startDaemon(ctx, c.data, addr, sec, rng, wopts, logger, *acceptBroken)
 	if err != nil {
 		return err
 	}
@@ -141,7 +168,7 @@ down never slows or stops local allocation; 'ledger status' shows the lag.`, &c,
 	if d.tcp != nil {
 		// The link hands the token to the browser once (a session cookie),
 		// for the dashboard's write buttons.
-		logger.Info("dashboard", "url", httpapi.DashboardURL("http://"+d.tcp.Addr().String(), c.token))
+		logger.Info("dashboard", "url", httpapi.DashboardURL("http://"+d.tcp.Addr().String(), d.token))
 	}
 	<-ctx.Done()
 	logger.Info("stopping")
@@ -170,6 +197,7 @@ type daemon struct {
 	tcp       net.Listener
 	ps        *portserver.Server // nil without --portserver
 	logger    *slog.Logger
+	token     string      // the bearer token over TCP
 	stopping  atomic.Bool // the listeners are closed on purpose
 
 	fleetMu sync.Mutex
@@ -188,13 +216,20 @@ func (d *daemon) addrDesc() string {
 
 // startDaemon opens everything and starts serving. On error nothing is left
 // running or open.
-func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range, wopts watchdog.Options, logger *slog.Logger, acceptBroken bool) (_ *daemon, err error) {
+func startDaemon(ctx context.Context, data, addr string, sec security, rng ledger.Range, wopts watchdog.Options, logger *slog.Logger, acceptBroken bool) (_ *daemon, err error) {
 	layout := ledger.Layout{Dir: data}
+	if err := checkDataDir(data); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	token, err := daemonToken(layout, sec.Token)
+	if err != nil {
+		return nil, err
+	}
 	if _, serr := os.Stat(layout.Socket()); serr == nil {
-		if pid, err := httpapi.NewSocketClient(layout.Socket(), token).DaemonPID(ctx); err == nil {
+		if pid, err := httpapi.NewSocketClient(layout.Socket(), "").DaemonPID(ctx); err == nil {
 			return nil, fmt.Errorf("a ledger daemon already serves %s: pid %d, answering on %s", data, pid, layout.Socket())
 		}
 	}
@@ -205,7 +240,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{layout: layout, log: log, logger: logger}
+	d := &daemon{layout: layout, log: log, logger: logger, token: token}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -235,6 +270,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	d.wd = watchdog.New(d.svc, wopts)
 	handler := httpapi.NewServer(httpapi.Config{
 		Service: importer{Ledger: d.svc, rebuild: d.rebuildFiles}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
+		AllowedHosts: sec.allowedHosts(addr), WriteGroups: sec.writeGroups(),
 		Metrics: metrics, Chain: log,
 		Fleet: fleetReader{d}, FleetStatus: d.fleetStatus,
 	})
@@ -247,7 +283,7 @@ func startDaemon(ctx context.Context, data, addr, token string, rng ledger.Range
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", layout.Socket(), err)
 	}
-	if err = os.Chmod(layout.Socket(), 0o600); err != nil {
+	if err = sec.socketMode(layout.Socket()); err != nil {
 		unixLn.Close()
 		return nil, fmt.Errorf("socket: %w", err)
 	}
@@ -410,4 +446,54 @@ func (d *daemon) closeAll() {
 		d.log.Close()
 	}
 	os.Remove(d.layout.Socket())
+}
+
+// security is what `ledger serve` is told about who may do what.
+type security struct {
+	Token        string   // --token; "" reads or makes the data directory's token file
+	AllowedHosts []string // --allowed-host
+	WriteGroup   int      // --allow-group's gid; -1 for none
+}
+
+// allowedHosts adds to the operator's names the host of a specific
+// listen address that is not loopback (clients on other machines name it).
+func (s security) allowedHosts(addr string) []string {
+	hosts := slices.Clone(s.AllowedHosts)
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, host)
+		}
+	}
+	return hosts
+}
+
+// writeGroups returns the gids that may write over the socket.
+func (s security) writeGroups() []int {
+	if s.WriteGroup < 0 {
+		return nil
+	}
+	return []int{s.WriteGroup}
+}
+
+// socketMode sets the socket's mode: 0600, or 0660 of the allowed group.
+// The daemon decides by the caller's uid either way (SO_PEERCRED); the
+// mode only keeps out those who have nothing to do there.
+func (s security) socketMode(path string) error {
+	if s.WriteGroup < 0 {
+		return os.Chmod(path, 0o600)
+	}
+	if err := os.Chown(path, -1, s.WriteGroup); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o660)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }

@@ -158,6 +158,7 @@ func crashRounds(t *testing.T, sig syscall.Signal) {
 	base := "http://" + addr
 	ping := httpapi.NewClient(base, "").Ping
 	d := startDaemon(t, data, addr, ping)
+	token := daemonToken(t, data)
 
 	in := newIntent()
 	var acks, stopping atomic.Int64
@@ -167,7 +168,7 @@ func crashRounds(t *testing.T, sig syscall.Signal) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		c := &loadClient{
-			name: fmt.Sprintf("client%02d", i), cl: httpapi.NewClient(base, ""), in: in,
+			name: fmt.Sprintf("client%02d", i), cl: httpapi.NewClient(base, token), in: in,
 			acks: &acks, stopping: &stopping, outcomes: map[string]int{},
 		}
 		clients[i] = c
@@ -280,4 +281,15 @@ func outcomeLine(m map[string]int) string {
 		fmt.Fprintf(&b, "%s: %d", k, m[k])
 	}
 	return b.String()
+}
+
+// daemonToken returns the bearer token the daemon made in data at its first
+// start; writes over TCP need it.
+func daemonToken(t *testing.T, data string) string {
+	t.Helper()
+	b, err := os.ReadFile(ledger.Layout{Dir: data}.Token())
+	if err != nil {
+		t.Fatalf("the daemon's token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -27,7 +27,7 @@ type allocation struct {
 func allocateHTTP(t testing.TB, d *daemon, service string) (int, []byte) {
 	t.Helper()
 	return call(t, "POST", d.url("/api/ports/allocations"),
-		fmt.Sprintf(`{"service_name":%q,"started_by":"faulttest","purpose":"disk faults"}`, service), "")
+		fmt.Sprintf(`{"service_name":%q,"started_by":"faulttest","purpose":"disk faults"}`, service), d.token)
 }
 
 // allocations lists the daemon's allocations by port.

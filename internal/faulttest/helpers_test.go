@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,6 +55,7 @@ func run(t testing.TB, data string, args ...string) result {
 type daemon struct {
 	cmd    *exec.Cmd
 	addr   string // host:port of the REST API
+	token  string // the bearer token over TCP: --token, else the data directory's token file
 	stderr *testbin.Buffer
 	done   chan error
 }
@@ -84,7 +86,32 @@ func startDaemon(t testing.TB, data string, flags ...string) *daemon {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	d.token = tokenOf(t, data, flags)
 	return d
+}
+
+// tokenOf returns the token a daemon started with flags on data serves:
+// --token's, else the one it wrote in the data directory.
+func tokenOf(t testing.TB, data string, flags []string) string {
+	t.Helper()
+	if i := slices.Index(flags, "--token"); i >= 0 && i+1 < len(flags) {
+		return flags[i+1]
+	}
+	b, err := os.ReadFile(ledger.Layout{Dir: data}.Token())
+	if err != nil {
+		t.Fatalf("the daemon's token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// authorize adds the daemon's token to req and, when it has a body, the
+// JSON content type.
+func (d *daemon) authorize(req *http.Request) *http.Request {
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	if req.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
 }
 
 // stop ends the daemon with SIGTERM and waits for it (once).
@@ -124,6 +151,9 @@ func call(t testing.TB, method, url, body, token string) (int, []byte) {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -104,7 +104,7 @@ func TestThousandSubscribers(t *testing.T) {
 		for i := range n {
 			start := time.Now()
 			req, _ := http.NewRequest("POST", d.url("/api/ports/allocations"), strings.NewReader(fmt.Sprintf(`{"service_name":"lat%d"}`, i)))
-			resp, err := client.Do(req)
+			resp, err := client.Do(d.authorize(req))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestThousandSubscribers(t *testing.T) {
 			lat = append(lat, time.Since(start))
 			_ = jsonUnmarshal(b, &a)
 			req, _ = http.NewRequest("DELETE", d.url(fmt.Sprintf("/api/ports/allocations/%d", a.Port)), nil)
-			if resp, err = client.Do(req); err != nil {
+			if resp, err = client.Do(d.authorize(req)); err != nil {
 				t.Fatal(err)
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -144,7 +144,7 @@ func TestThousandSubscribers(t *testing.T) {
 		go func() {
 			defer done.Done()
 			req, _ := http.NewRequestWithContext(ctx, "GET", d.url("/api/ports/events"), nil)
-			resp, err := sse.Do(req)
+			resp, err := sse.Do(d.authorize(req))
 			if err != nil {
 				opened.Done()
 				t.Errorf("subscribe: %v", err)

@@ -3,6 +3,7 @@ package webtest
 import (
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/internal/testbin"
+	"github.com/portledger/portledger/ledger"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -19,7 +21,16 @@ import (
 // text parser.
 func scrape(tb testing.TB, d *daemon) map[string]*dto.MetricFamily {
 	tb.Helper()
-	resp, err := http.Get(d.base + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, d.base+"/metrics", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tok, err := os.ReadFile(ledger.Layout{Dir: d.data}.Token())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
