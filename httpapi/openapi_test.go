@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -69,10 +70,12 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	doc := loadOpenAPI(t)
 	is.Equal(doc.OpenAPI, "3.1.0") // OpenAPI 3.1
 	e := newEnv(t)
-	h := NewServer(Config{Service: e.svc, Events: e.svc, Watchdog: e.wd, Metrics: NewMetrics(MetricsConfig{Version: "test"}), Fleet: stubFleet{}})
+	// The router inside NewServer's security guard (middleware.go).
+	h := routes(Config{Service: e.svc, Events: e.svc, Watchdog: e.wd, Metrics: NewMetrics(MetricsConfig{Version: "test"}), Fleet: stubFleet{},
+		Logger: slog.Default(), Now: time.Now, Heartbeat: DefaultHeartbeat})
 	rs, ok := h.(chi.Routes)
 	if !ok {
-		t.Fatalf("NewServer no longer returns the chi router (%T): walk the router it wraps", h)
+		t.Fatalf("routes no longer returns the chi router (%T): walk the router it builds", h)
 	}
 	served := map[string]bool{}
 	err := chi.Walk(rs, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
