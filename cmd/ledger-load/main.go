@@ -65,6 +65,7 @@ func run(args []string, out io.Writer) error {
 	pid := fs.Int("pid", 0, "the server's process ID: report its CPU time per write (Linux)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	scrape := fs.Duration("scrape", 0, "also GET /metrics at this interval during the run, as Prometheus would, and print the scrapes' latency (0: no scrape)")
+	noChain := registerChainFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		url, stop, err := startDaemon(r)
+		url, stop, err := startDaemon(r, *noChain)
 		if err != nil {
 			return err
 		}
@@ -225,7 +226,7 @@ func drive(ctx context.Context, c *httpapi.Client, service, op string) result {
 
 // startDaemon runs the daemon's parts in this process on a temp directory
 // and returns the API's base URL.
-func startDaemon(r ledger.Range) (string, func(), error) {
+func startDaemon(r ledger.Range, noChain bool) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "ledger-load-")
 	if err != nil {
 		return "", nil, err
@@ -234,6 +235,9 @@ func startDaemon(r ledger.Range) (string, func(), error) {
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
+	}
+	if noChain {
+		disableChain(log)
 	}
 	// The metrics are wired as `ledger serve` wires them, so that the
 	// figures include their cost.
