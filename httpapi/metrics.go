@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,8 @@ type Metrics struct {
 
 	// state is read at each scrape: set by NewServer from its Config.
 	state atomic.Pointer[stateSource]
+
+	fleetOnce sync.Once // WatchFleet registers the fleet's gauges once
 
 	allocations   prometheus.Counter
 	releases      *prometheus.CounterVec
@@ -170,17 +173,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		}))
 	}
 	if cfg.Fleet != nil {
-		fl := cfg.Fleet
-		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "fleet_publish_lag_events",
-			Help: "Events committed here and not yet acknowledged by the fleet."}, func() float64 {
-			n, _ := fl.FleetLag()
-			return float64(n)
-		}))
-		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "fleet_publish_lag_seconds",
-			Help: "Age of the oldest event not yet acknowledged by the fleet."}, func() float64 {
-			_, age := fl.FleetLag()
-			return age.Seconds()
-		}))
+		m.WatchFleet(cfg.Fleet)
 	}
 
 	// Every label value known in advance is created now, so a scrape
@@ -202,6 +195,24 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		m.refused.WithLabelValues(c)
 	}
 	return m
+}
+
+// WatchFleet exports the fleet publisher's lag, read from fl at each
+// scrape: for a daemon that joins a fleet after its metrics were made. Only
+// the first call counts.
+func (m *Metrics) WatchFleet(fl FleetLagger) {
+	m.fleetOnce.Do(func() {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: "fleet_publish_lag_events",
+			Help: "Events committed here and not yet acknowledged by the fleet."}, func() float64 {
+			n, _ := fl.FleetLag()
+			return float64(n)
+		}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: "fleet_publish_lag_seconds",
+			Help: "Age of the oldest event not yet acknowledged by the fleet."}, func() float64 {
+			_, age := fl.FleetLag()
+			return age.Seconds()
+		}))
+	})
 }
 
 // Committed counts a commit's events and times it (commands.Observer).

@@ -202,6 +202,7 @@ type daemon struct {
 
 	fleetMu sync.Mutex
 	fleet   *fleetPart // nil unless --fleet
+	metrics *httpapi.Metrics
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -250,6 +251,7 @@ func startDaemon(ctx context.Context, data, addr string, sec security, rng ledge
 		return nil, err
 	}
 	metrics := httpapi.NewMetrics(httpapi.MetricsConfig{Version: Version, LogSize: log.Size})
+	d.metrics = metrics
 	if d.svc, err = commands.New(commands.Config{Log: log, Observer: metrics}); err != nil {
 		return nil, err
 	}

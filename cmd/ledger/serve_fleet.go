@@ -78,6 +78,9 @@ func (d *daemon) startFleet(f *fleetFlags) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	fp := &fleetPart{pub: pub, cancel: cancel}
+	if d.metrics != nil {
+		d.metrics.WatchFleet(fleetLag{d})
+	}
 	fp.wg.Add(1)
 	go func() {
 		defer fp.wg.Done()
@@ -147,6 +150,19 @@ func (d *daemon) fleetStatus() *ledger.FleetStatus {
 	}
 	st := fp.pub.Status()
 	return &st
+}
+
+// fleetLag reads the publisher's lag for the metrics.
+type fleetLag struct{ d *daemon }
+
+// FleetLag returns the events not yet acknowledged by the fleet and the age
+// of the oldest (httpapi.FleetLagger).
+func (f fleetLag) FleetLag() (uint64, time.Duration) {
+	st := f.d.fleetStatus()
+	if st == nil {
+		return 0, 0
+	}
+	return st.LagEvents, time.Duration(st.LagSeconds * float64(time.Second))
 }
 
 // fleetReader answers /api/fleet through the reader once it is there.

@@ -112,6 +112,8 @@ function renderStatus(st) {
   document.body.dataset.asof = pm.as_of || "";
   $("range").textContent = `range ${pm.port_range} · ${pm.allocated_ports} held · ${pm.available_ports} free`;
   renderWatchdog(st.watchdog);
+  if (st.fleet) renderFleetSelf(st.fleet);
+  if (st.fleet || state.fleet) { state.fleet = true; loadFleet(); }
   renderStrip(pm);
   renderTable(pm.allocations || []);
 }
@@ -356,6 +358,50 @@ function renderAround(events, at) {
   }
   $("around-rows").replaceChildren(rows);
   $("around").hidden = false;
+}
+
+// ---- the fleet (where the daemon runs with --fleet) ------------------------
+
+function renderFleetSelf(f) {
+  const lag = f.lag_events ? `${f.lag_events} events behind (${fmtDuration(f.lag_s || 0)})` : "up to date";
+  $("fleet-self").textContent = `· this host ${f.host}, ${f.connected ? "connected" : "not connected"} to ${f.url}, ${lag}${f.last_error ? " · " + f.last_error : ""}`;
+}
+
+// loadFleet reads every host's allocations, now or at the slider's moment,
+// at most every two seconds while live.
+async function loadFleet() {
+  $("fleet").hidden = false;
+  const now = Date.now();
+  if (state.live && state.fleetAt && now - state.fleetAt < 2000) return;
+  state.fleetAt = now;
+  const q = state.live ? "" : `?at=${encodeURIComponent(state.at.toISOString())}`;
+  let view;
+  try {
+    view = await getJSON(`/api/fleet/status${q}`);
+  } catch (err) {
+    $("fleet-host-rows").replaceChildren(el("tr", {}, el("td", { colSpan: 6, class: "muted" }, `the fleet cannot be read: ${err.message}`)));
+    return;
+  }
+  const hosts = view.hosts || [];
+  const hrows = document.createDocumentFragment();
+  const arows = [];
+  for (const h of hosts) {
+    hrows.append(el("tr", { "data-host": h.host },
+      el("td", {}, h.host), el("td", {}, h.reachable ? "yes" : "no"),
+      el("td", {}, h.last_heard ? ago(h.last_heard) : ""),
+      el("td", {}, h.lag_events ? `${h.lag_events} (${fmtDuration(h.lag_s || 0)})` : "0"),
+      el("td", {}, h.range || ""), el("td", {}, String((h.allocations || []).length))));
+    for (const a of h.allocations || []) arows.push([h.host, a]);
+  }
+  arows.sort((x, y) => x[0].localeCompare(y[0]) || x[1].port - y[1].port);
+  $("fleet-host-rows").replaceChildren(hrows);
+  $("fleet-rows").innerHTML = arows.slice(0, 2000).map(([host, a]) => {
+    const h = healthOf(a);
+    return `<tr data-host="${esc(host)}" data-port="${a.port}"><td>${esc(host)}</td><td>${a.port}</td><td>${esc(a.service_name)}</td>` +
+      `<td>${a.pid ? a.pid : "—"}</td><td><span class="health ${esc(h)}">${esc(h)}</span></td>` +
+      `<td>${esc(fmtTime(a.allocated_at))}</td><td class="optional">${esc(a.purpose)}</td></tr>`;
+  }).join("");
+  document.body.dataset.fleet = String(hosts.length);
 }
 
 // ---- the slider -------------------------------------------------------------
