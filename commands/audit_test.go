@@ -3,9 +3,9 @@ package commands_test
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"os"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +20,9 @@ import (
 // no port is bound.
 var auditRange = ledger.Range{Lo: 46000, Hi: 46100}
 
-// stepClock is a clock that tests move by hand; the log and the commands
-// share it, so event times are the script's times.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // mustOpenAudit opens a ledger on a stepped clock, with the OS probes
 // stubbed so that the script alone decides the timeline.
-func mustOpenAudit(tb testing.TB, clock *stepClock, every uint64) (*commands.Ledger, *ledger.Log) {
+func mustOpenAudit(tb testing.TB, clock *ledgertest.Clock, every uint64) (*commands.Ledger, *ledger.Log) {
 	tb.Helper()
 	return openLedger(tb, ledger.Options{Now: clock.Now}, commands.Config{
 		Now: clock.Now, SnapshotEvery: every,
@@ -56,7 +37,7 @@ var t0 = time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC)
 
 // script runs a timeline with every kind of event on a stepped clock and
 // returns the ports it used.
-func script(t *testing.T, l *commands.Ledger, clock *stepClock) []int {
+func script(t *testing.T, l *commands.Ledger, clock *ledgertest.Clock) []int {
 	t.Helper()
 	is := is.New(t)
 	ctx := context.Background()
@@ -145,7 +126,7 @@ func TestTimeTravelAtEveryInstant(t *testing.T) {
 		t.Run(fmt.Sprintf("snapshot every %d", every), func(t *testing.T) {
 			is := is.New(t)
 			ctx := context.Background()
-			clock := &stepClock{now: t0}
+			clock := ledgertest.NewClock(t0, 0)
 			l, log := mustOpenAudit(t, clock, every)
 			ports := script(t, l, clock)
 			evs := allEvents(t, log)
@@ -207,7 +188,7 @@ func TestTimeTravelAtEveryInstant(t *testing.T) {
 func TestWhoAtTheExactMillisecond(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
-	clock := &stepClock{now: t0}
+	clock := ledgertest.NewClock(t0, 0)
 	l, _ := mustOpenAudit(t, clock, 3)
 	allocAt := t0.Add(time.Minute + 123*time.Millisecond)
 	clock.Set(allocAt)
@@ -269,7 +250,7 @@ func TestWhoAtTheExactMillisecond(t *testing.T) {
 func TestUsageOnAKnownTimeline(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
-	clock := &stepClock{now: t0}
+	clock := ledgertest.NewClock(t0, 0)
 	l, _ := mustOpenAudit(t, clock, 3)
 	at := func(s int) { clock.Set(t0.Add(time.Duration(s) * time.Second)) }
 

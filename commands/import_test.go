@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -139,7 +140,7 @@ func TestReadOriginal(t *testing.T) {
 func TestImportIntoThePast(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
-	clock := &stepClock{now: t0}
+	clock := ledgertest.NewClock(t0, 0)
 	l, log := mustOpenAudit(t, clock, 3)
 	is.NoErr(l.SetRange(ctx, ledger.DefaultRange))
 
@@ -304,7 +305,7 @@ func TestReadOriginalNeedsFiles(t *testing.T) {
 func TestImportEndsOldHoldsBeforeTheLedgersOwn(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
-	clock := &stepClock{now: t0}
+	clock := ledgertest.NewClock(t0, 0)
 	l, _ := mustOpenAudit(t, clock, 3)
 	is.NoErr(l.SetRange(ctx, ledger.DefaultRange))
 	native, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "native", Port: 8000})

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,22 +35,13 @@ func MustOpen(tb testing.TB, cfg commands.Config) *commands.Ledger {
 // closes it.
 func openLedger(tb testing.TB, opts ledger.Options, cfg commands.Config, r ledger.Range) (*commands.Ledger, *ledger.Log) {
 	tb.Helper()
-	log, err := ledger.Open(filepath.Join(tb.TempDir(), "ledger.db"), opts)
-	if err != nil {
-		tb.Fatalf("open log: %v", err)
-	}
+	log := ledgertest.MustOpenLog(tb, opts) // checked and closed after the Ledger
 	cfg.Log = log
 	l, err := commands.New(cfg)
 	if err != nil {
 		tb.Fatalf("new ledger: %v", err)
 	}
-	tb.Cleanup(func() {
-		l.Close()
-		if err := log.Check(); err != nil {
-			tb.Errorf("check: %v", err)
-		}
-		log.Close()
-	})
+	tb.Cleanup(func() { l.Close() })
 	if err := l.SetRange(context.Background(), r); err != nil {
 		tb.Fatalf("set range: %v", err)
 	}

@@ -3,6 +3,7 @@ package watchdog_test
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,16 +83,6 @@ func TestAliveButNotListeningIsUnhealthyNeverReleased(t *testing.T) {
 	is.Equal(len(events(t, svc, a.Port, ledger.EventReleased)), 0)           // not released
 }
 
-// clock is a settable clock for the start grace and the lease: waiting out
-// a minute in a test is not an option.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-
 func TestStartGraceAndLeaseFollowTheClock(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
@@ -102,7 +93,7 @@ func TestStartGraceAndLeaseFollowTheClock(t *testing.T) {
 	idle, err := svc.Allocate(ctx, ledger.AllocateRequest{ServiceName: "idle"})
 	is.NoErr(err) // allocate a port nobody uses
 
-	clk := &clock{}
+	clk := ledgertest.NewClock(time.Time{}, 0)
 	opts := fast()
 	opts.StartGrace = watchdog.DefaultStartGrace
 	opts.Now = clk.Now

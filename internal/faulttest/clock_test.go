@@ -3,9 +3,9 @@ package faulttest
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +16,6 @@ import (
 	"github.com/portledger/portledger/projection"
 )
 
-// stepClock is a clock that a test moves by hand; it advances a
-// millisecond on every read, as a real clock does between commits.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Millisecond)
-	return c.t
-}
-
-func (c *stepClock) Step(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestClockStepsBack runs the ledger on a clock that steps back an hour
 // while it runs (as NTP or a VM resume may do). Event IDs stay strictly
 // increasing, and the registry at every event and at every moment asked
@@ -43,7 +23,9 @@ func (c *stepClock) Step(d time.Duration) {
 // the events up to that point.
 func TestClockStepsBack(t *testing.T) {
 	is := is.New(t)
-	clk := &stepClock{t: time.Date(2025, 11, 15, 14, 0, 0, 0, time.UTC)}
+	// A millisecond passes on every reading, as a real clock does between
+	// commits.
+	clk := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 0, 0, 1e6, time.UTC), time.Millisecond)
 	log, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: clk.Now})
 	is.NoErr(err)
 	t.Cleanup(func() { log.Close() })
@@ -63,14 +45,14 @@ func TestClockStepsBack(t *testing.T) {
 				_, err = svc.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: phase})
 				is.NoErr(err)
 			}
-			clk.Step(time.Minute)
+			clk.Add(time.Minute)
 			asked = append(asked, clk.Now())
 		}
 	}
 	step("before", 10)
-	clk.Step(-time.Hour)
+	clk.Add(-time.Hour)
 	step("repeated", 10) // the clock walks the last hour again
-	clk.Step(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	step("after", 5)
 
 	var evs []ledger.Event

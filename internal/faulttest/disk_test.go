@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -157,7 +158,7 @@ func TestFullDiskDaemon(t *testing.T) {
 	})
 
 	d.stop(t)
-	n := checkLog(t, data)
+	n := ledgertest.CheckLog(t, data)
 	is.Equal(int(n), len(acked)+1) // every acknowledged allocation and the range, nothing else
 	r = run(t, data, "replay", "--verify")
 	is.Equal(r.code, 0) // the files equal a replay of the log
@@ -229,5 +230,5 @@ func TestFileSizeLimitDaemon(t *testing.T) {
 	is.Equal(status, http.StatusCreated) // the limit lifted: recovered without a restart
 	acked++
 	d.stop(t)
-	is.Equal(int(checkLog(t, data)), acked+1) // every acknowledged allocation and the range
+	is.Equal(int(ledgertest.CheckLog(t, data)), acked+1) // every acknowledged allocation and the range
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/portledger/portledger/internal/testbin"
-	"github.com/portledger/portledger/ledger"
 )
 
 // testRange keeps these tests' ports away from other packages' tests.
@@ -196,25 +195,6 @@ func fileSum(t testing.TB, path string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
-}
-
-// checkLog opens the ledger of data after its daemon stopped, runs bbolt's
-// consistency check, and returns the number of events.
-func checkLog(t testing.TB, data string) uint64 {
-	t.Helper()
-	log, err := ledger.Open(ledger.Layout{Dir: data}.DB(), ledger.Options{})
-	if err != nil {
-		t.Fatalf("open log: %v", err)
-	}
-	defer log.Close()
-	if err := log.Check(); err != nil {
-		t.Fatalf("log check: %v", err)
-	}
-	n, err := log.Count()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // mountTmpfs mounts a tmpfs of the given size (e.g. "2m") on a new folder

@@ -1,6 +1,7 @@
 package faulttest
 
 import (
+	"github.com/portledger/portledger/internal/ledgertest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +71,5 @@ func TestReadOnlyDataDir(t *testing.T) {
 	is.NoErr(remount(t, data, "rw"))
 	r = run(t, data, "allocate", "--service", "after")
 	is.Equal(r.code, 0) // writable again: allocate works
-	is.Equal(checkLog(t, data), uint64(3))
+	is.Equal(ledgertest.CheckLog(t, data), uint64(3))
 }
