@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portledger/portledger/internal/testbin"
+	"github.com/portledger/portledger/ledger"
 )
 
 // testRange keeps these tests' ports away from other packages' tests.
