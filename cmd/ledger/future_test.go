@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,7 +64,12 @@ func TestFutureEventIDIsRefusedLikeAFutureDate(t *testing.T) {
 		"/api/ports/usage?until=" + futureID,
 		"/api/ports/status?at=" + futureID,
 	} {
-		resp, err := http.Get("http://" + addr + path)
+		req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+		is.NoErr(err)
+		tok, err := os.ReadFile(ledger.Layout{Dir: data}.Token())
+		is.NoErr(err) // the token the daemon made
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
 		is.NoErr(err)
 		var body struct{ Error, Code string }
 		is.NoErr(json.NewDecoder(resp.Body).Decode(&body))
