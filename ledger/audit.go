@@ -94,8 +94,9 @@ type ImportResult struct {
 	// Duplicates is the number of events that the ledger already had,
 	// from an earlier import of the same files.
 	Duplicates int `json:"duplicates"`
-	// Skipped lists events that were not written, with the reason (a live
-	// allocation of the old registry on a port that is held now).
+	// Skipped lists events that were not written, with the reason. An
+	// import that would change the present is refused as a whole (see
+	// commands.Import), so the ledger's own import leaves it empty.
 	Skipped []ImportProblem `json:"skipped,omitempty"`
 }
 

@@ -228,7 +228,10 @@ func TestDaemonRefusesABrokenChainUnlessTold(t *testing.T) {
 		_, _, err := runCLI(t, "allocate", "--service", "s"+port, "--port", port, "--data", data)
 		is.NoErr(err)
 	}
-	out, _, err := runCLI(t, "verify", "--data", data)
+	out, _, err := runCLI(t, "status", "--data", data)
+	is.NoErr(err)
+	is.True(strings.Contains(out, "Chain head: link 3, ")) // status shows the chain head
+	out, _, err = runCLI(t, "verify", "--data", data)
 	is.NoErr(err)                                          // an untouched log verifies
 	is.True(strings.Contains(out, "chain holds: 3 links")) // every link
 
