@@ -54,6 +54,10 @@ func accessOf(r *http.Request) access {
 		return accessOpen
 	case path == "/api/ports/import":
 		return accessImport
+	case path == "/api/backup":
+		// A copy of the whole record: the token over TCP, the owner (or
+		// a write group) over the socket, as for a write.
+		return accessWrite
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		return accessRead
 	}

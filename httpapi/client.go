@@ -357,3 +357,21 @@ func (c *Client) VerifyChain(ctx context.Context) (ledger.ChainReport, error) {
 	err := c.do(ctx, http.MethodGet, "/api/ports/verify", nil, nil, &rep)
 	return rep, err
 }
+
+// Backup copies the daemon's ledger file to w (GET /api/backup) and
+// returns the bytes written. A copy cut short is an error.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/backup", nil, nil, "application/octet-stream")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("GET /api/backup: %w", err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, fmt.Errorf("GET /api/backup: got %d of %d bytes", n, resp.ContentLength)
+	}
+	return n, nil
+}

@@ -35,6 +35,7 @@ func routes(cfg Config) http.Handler {
 
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/openapi.json", handleOpenAPI())
+		r.Get("/backup", handleBackup(cfg.Backup, log)) // a write's rights (auth.go)
 		r.Route("/ports", func(r chi.Router) {
 			r.Get("/status", handleStatus(svc, cfg.Watchdog, cfg.FleetStatus, cfg.Now, log))
 			r.Get("/allocations", handleAllocations(svc, cfg.Now, log))

@@ -72,6 +72,9 @@ type Config struct {
 	// GET /metrics under the same access rule as /api. Its registry and
 	// watchdog gauges read this Config's Service and Watchdog.
 	Metrics *Metrics
+	// Backup answers GET /api/backup with a copy of the ledger file. Nil:
+	// it answers 503.
+	Backup Backuper
 	// Fleet answers /api/fleet when the daemon is in a fleet; nil: those
 	// routes answer 404.
 	Fleet FleetReader

@@ -101,6 +101,8 @@ func subcommands() []subcommand {
 		{"events", "print events after a position, and follow new ones", runEvents},
 		{"fleet", "read the fleet: every host's allocations, now or in the past (see ledger hub)", runFleet},
 		{"hub", "run the fleet's NATS JetStream hub (the ledger-hub program)", runHub},
+		{"backup", "write a consistent copy of the ledger file, while the daemon serves", runBackup},
+		{"restore", "put a backup back into a data directory no daemon serves", runRestore},
 		{"service", "install or uninstall 'ledger serve' as a systemd user service", runServiceCmd},
 		{"completion", "print the shell completion script (bash, zsh, fish)", runCompletion},
 		{"version", "print the version", runVersion},

@@ -273,7 +273,7 @@ func startDaemon(ctx context.Context, data, addr string, sec security, rng ledge
 	handler := httpapi.NewServer(httpapi.Config{
 		Service: importer{Ledger: d.svc, rebuild: d.rebuildFiles}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 		AllowedHosts: sec.allowedHosts(addr), WriteGroups: sec.writeGroups(),
-		Metrics: metrics, Chain: log,
+		Metrics: metrics, Chain: log, Backup: log,
 		Fleet: fleetReader{d}, FleetStatus: d.fleetStatus,
 	})
 
