@@ -21,6 +21,7 @@ import (
 // whose process is gone: the first check releases it and says how it
 // concluded, where a check that forgets its strikes never would.
 func TestOneShotCheckConcludes(t *testing.T) {
+	t.Parallel() // its own data directory; it binds no port
 	is := is.New(t)
 	data := t.TempDir()
 	out, errOut, code := run(t, data, "allocate", "--service", "gone")

@@ -115,6 +115,7 @@ func TestAnotherShellFindsTheUsersDaemon(t *testing.T) {
 }
 
 func TestCommandWaitingOnTheLockGoesThroughTheDaemon(t *testing.T) {
+	t.Parallel() // its own data directory and socket; it binds no port
 	is := is.New(t)
 	data := t.TempDir()
 	layout := ledger.Layout{Dir: data}

@@ -127,6 +127,7 @@ func readLineWithin(r *bufio.Reader, d time.Duration) (string, error) {
 // process, and once the processes exit the watchdog frees every port and
 // says why.
 func TestPortpickerGetsLedgerPorts(t *testing.T) {
+	t.Parallel() // its own data directories and portserver sockets; it checks ports against its own part of the range only
 	requirePortpicker(t)
 	const n = 20
 	const part = "45060-45100"

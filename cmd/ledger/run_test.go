@@ -518,6 +518,7 @@ func startServe(t *testing.T, data string, flags ...string) {
 // the port stays with the child while it lives, because the registered PID
 // is the child's, and the watchdog frees it once the child is gone.
 func TestRunKilledLeavesTheChildToTheWatchdog(t *testing.T) {
+	t.Parallel() // its own data directory; its child listens in runRange, where no other parallel test expects a port
 	is := is.New(t)
 	data, dir := t.TempDir(), t.TempDir()
 	startServe(t, data, "--interval", "100ms")
