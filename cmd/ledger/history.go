@@ -108,7 +108,7 @@ func describe(e ledger.Event) string {
 		if p.ReleasedBy != "" {
 			add("by=%s", safe(p.ReleasedBy))
 		}
-		add("held=%s", (time.Duration(p.DurationMS) * time.Millisecond).Round(time.Second))
+		add("held=%s", human(time.Duration(p.DurationMS)*time.Millisecond))
 	case e.Conflict != nil:
 		add("foreign listener pid=%d cmd=\"%s\"", e.Conflict.PID, safe(e.Conflict.Command))
 	case e.RangeChanged != nil:

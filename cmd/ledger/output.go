@@ -108,3 +108,23 @@ func printableString(s string) bool {
 	}
 	return true
 }
+
+// human renders a duration for people: the two largest units, such as
+// "382d 9h", "3h 5m", "4m 10s", "12s" ("0s" under a second). JSON keeps
+// seconds.
+func human(d time.Duration) string {
+	if d < 0 {
+		return "-" + human(-d)
+	}
+	d = d.Round(time.Second)
+	day := 24 * time.Hour
+	switch {
+	case d >= day:
+		return fmt.Sprintf("%dd %dh", d/day, (d%day)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh %dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm %ds", d/time.Minute, (d%time.Minute)/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}

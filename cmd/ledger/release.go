@@ -39,6 +39,6 @@ long, and why it was released.`, &c, true)
 	if c.json {
 		return printJSON(e.stdout, ev)
 	}
-	_, err = fmt.Fprintf(e.stdout, "released port %d after %s\n", port, (time.Duration(ev.Released.DurationMS) * time.Millisecond).Round(time.Second))
+	_, err = fmt.Fprintf(e.stdout, "released port %d after %s\n", port, human(time.Duration(ev.Released.DurationMS)*time.Millisecond))
 	return err
 }

@@ -53,7 +53,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "run", "run --service NAME [--purpose P] [--port P] [--health PATH] [--socket [--bind ADDR]] -- CMD [ARGS...]", `
 Run a service on a port of its own. ledger run allocates a port (the one the
 service held last if it is free), starts CMD with PORT and LEDGER_PORT set to
-it, records the child's PID, passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on to
+it (and LEDGER_SERVICE to the service's name), records the child's PID, passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on to
 it, and releases the port when it exits, with the exit status as the reason.
 It exits with the child's exit code (128+N if the child died of signal N;
 127 if CMD is not found, 126 if it cannot be executed).
@@ -134,18 +134,25 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		return err
 	}
 	port := a.Port
-	release := func(reason string) {
+	// release frees the port and returns what became of it, for the last
+	// line: "released port N", or why it was not.
+	release := func(reason string) string {
 		// The release must happen even when ctx was cancelled: the child
 		// is gone and the port is free.
 		rctx := context.WithoutCancel(ctx)
 		_, err := step(rctx, c, func(b *backend) (ledger.Event, error) {
 			return b.Release(rctx, ledger.ReleaseRequest{Port: port, Reason: reason, ReleasedBy: "ledger run", EventID: a.EventID})
 		})
-		// NotFound or Conflict: the watchdog freed the port already (and
-		// perhaps someone else holds it now); nothing of ours is left.
-		if err != nil && ledger.ErrorCode(err) != ledger.ENOTFOUND && ledger.ErrorCode(err) != ledger.ECONFLICT {
-			fmt.Fprintf(e.stderr, "ledger: could not release port %d (the watchdog will): %s\n", port, errorText(err))
+		switch ledger.ErrorCode(err) {
+		case "":
+			return fmt.Sprintf("released port %d", port)
+		case ledger.ENOTFOUND, ledger.ECONFLICT:
+			// The watchdog or someone else freed the port already (and
+			// perhaps another holds it now): nothing of ours is left.
+			return fmt.Sprintf("port %d was no longer ours to release (freed by someone else before; 'ledger who %d' says who)", port, port)
 		}
+		fmt.Fprintf(e.stderr, "ledger: could not release port %d (the watchdog will): %s\n", port, errorText(err))
+		return fmt.Sprintf("port %d NOT released (the watchdog will free it)", port)
 	}
 	select {
 	case s := <-sigs:
@@ -201,9 +208,9 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		return fmt.Errorf("wait for pid %d: %w", pid, werr)
 	}
 	reason, code := exitReason(st)
-	release(reason)
+	outcome := release(reason)
 	if !o.quiet {
-		fmt.Fprintf(e.stderr, "ledger: released port %d: %s\n", port, reason)
+		fmt.Fprintf(e.stderr, "ledger: %s: %s\n", outcome, reason)
 	}
 	if code == 0 {
 		return nil
@@ -262,7 +269,7 @@ func step[T any](ctx context.Context, c *common, do func(*backend) (T, error)) (
 // ports.
 func startChild(e *env, o runOptions, path string, argv []string, port int, peers []string) (*exec.Cmd, error) {
 	env := withEnv(withoutPortVars(withoutListen(os.Environ())), peers...)
-	env = withEnv(env, "PORT", strconv.Itoa(port), "LEDGER_PORT", strconv.Itoa(port))
+	env = withEnv(env, "PORT", strconv.Itoa(port), "LEDGER_PORT", strconv.Itoa(port), "LEDGER_SERVICE", o.req.ServiceName)
 	if !o.socket {
 		cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr}
 		if err := cmd.Start(); err != nil {

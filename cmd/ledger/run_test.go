@@ -107,6 +107,7 @@ type childInfo struct {
 	PID         int               `json:"pid"`
 	Port        string            `json:"port"`
 	LedgerPort  string            `json:"ledger_port"`
+	Service     string            `json:"ledger_service"`
 	ListenPID   string            `json:"listen_pid"`
 	ListenFDs   string            `json:"listen_fds"`
 	FDNames     string            `json:"listen_fdnames"`
@@ -234,6 +235,7 @@ func TestRunThreeServicesAtOnce(t *testing.T) {
 	for i, s := range services {
 		infos[i] = readInfo(t, runs[i], filepath.Join(dir, s+".json"))
 		is.Equal(infos[i].Port, infos[i].LedgerPort) // PORT and LEDGER_PORT agree
+		is.Equal(infos[i].Service, s)                // LEDGER_SERVICE names the service
 		is.Equal(infos[i].ListenFDs, "")             // nothing inherited without --socket
 		p, err := strconv.Atoi(infos[i].Port)
 		is.NoErr(err)

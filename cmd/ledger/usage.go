@@ -69,8 +69,8 @@ func printUsageTable(w io.Writer, us []ledger.ServiceUsage) error {
 	return tw.Flush()
 }
 
-func round(d ledger.Duration) time.Duration {
-	return time.Duration(d).Round(time.Second)
+func round(d ledger.Duration) string {
+	return human(time.Duration(d))
 }
 
 // reasons renders releases by reason, most frequent first.

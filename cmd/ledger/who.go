@@ -122,7 +122,7 @@ func printTenure(w io.Writer, t *ledger.Tenure) {
 		by = " by " + safe(r.ReleasedBy)
 	}
 	fmt.Fprintf(w, "  released:   %s%s: %s (held %s)\n", localTime(r.At), by, reason,
-		time.Duration(r.Duration).Round(time.Second))
+		human(time.Duration(r.Duration)))
 }
 
 // localTime renders a moment for people.

@@ -21,6 +21,7 @@ type info struct {
 	PID         int    `json:"pid"`
 	Port        string `json:"port"`
 	LedgerPort  string `json:"ledger_port"`
+	Service     string `json:"ledger_service"`
 	ListenPID   string `json:"listen_pid"`
 	ListenFDs   string `json:"listen_fds"`
 	FDNames     string `json:"listen_fdnames"`
@@ -46,6 +47,7 @@ func main() {
 		PID:        os.Getpid(),
 		Port:       os.Getenv("PORT"),
 		LedgerPort: os.Getenv("LEDGER_PORT"),
+		Service:    os.Getenv("LEDGER_SERVICE"),
 		ListenPID:  os.Getenv("LISTEN_PID"),
 		ListenFDs:  os.Getenv("LISTEN_FDS"),
 		FDNames:    os.Getenv("LISTEN_FDNAMES"),
