@@ -96,6 +96,10 @@ func parse(e *env, fs *flag.FlagSet, args []string) error {
 func parseInterleaved(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
+		// A negative number is an argument (a PID that is wrong), not a flag.
+		for len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' && strings.Trim(args[0][1:], "0123456789") == "" {
+			pos, args = append(pos, args[0]), args[1:]
+		}
 		if err := parse(e, fs, args); err != nil {
 			return nil, err
 		}

@@ -11,19 +11,21 @@ func runRegisterPID(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "register-pid", "register-pid PORT PID [--json]", `
 Record the process that holds PORT. Its start time is recorded with it, so a
 later process that reuses the PID is not taken for the service.`, &c, true)
-	if err := parse(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usagef("register-pid needs PORT and PID")
-	}
-	port, err := parsePort(fs.Arg(0))
+	// Flags may follow the arguments: `ledger register-pid 8000 1234 --data D`.
+	pos, err := parseInterleaved(e, fs, args)
 	if err != nil {
 		return err
 	}
-	pid, err := strconv.Atoi(fs.Arg(1))
+	if len(pos) != 2 {
+		return usagef("register-pid needs PORT and PID, got %q", pos)
+	}
+	port, err := parsePort(pos[0])
 	if err != nil {
-		return usagef("pid %q: want a number", fs.Arg(1))
+		return err
+	}
+	pid, err := strconv.Atoi(pos[1])
+	if err != nil {
+		return usagef("pid %q: want a number", pos[1])
 	}
 	b, err := connect(ctx, &c)
 	if err != nil {

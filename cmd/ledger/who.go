@@ -49,11 +49,26 @@ ago (90m, 2h, 7d); an event at that very moment counts as done.`, &c, true)
 		return err
 	}
 	ans, err := b.Who(ctx, port, point)
+	var st ledger.Status
+	if err == nil {
+		st, err = b.Status(ctx, point)
+	}
 	if err = closeWith(b, err); err != nil {
 		return err
 	}
 	if c.json {
 		return printJSON(e.stdout, ans)
+	}
+	if r, err := ledger.ParseRange(st.PortManager.PortRange); err == nil && !r.Contains(port) {
+		when := "now"
+		if at != "" {
+			when = "at " + localTime(ans.At)
+		}
+		fmt.Fprintf(e.stdout, "Port %d is outside the managed range %s %s: the ledger does not hand it out (allocate --port %d would be refused).\n", port, r, when, port)
+		if ans.Holder == nil && ans.Previous == nil && ans.Next == nil {
+			return nil
+		}
+		fmt.Fprintln(e.stdout)
 	}
 	return printWho(e.stdout, ans, at)
 }
