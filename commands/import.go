@@ -134,22 +134,9 @@ func (l *Ledger) importRun(evs []ledger.Event) (ledger.ImportResult, error) {
 // and takes a snapshot at every SnapshotEvery-th event on the way, in place
 // of the ones the insert dropped.
 func (l *Ledger) refold() (*projection.Registry, error) {
-	reg := projection.NewRegistry()
-	snapID, data, ok, err := l.log.Snapshot(zeroID)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		if r, err := projection.UnmarshalSnapshot(data); err == nil {
-			reg = r
-		} else {
-			snapID = zeroID
-		}
-	}
 	var snaps []ledger.SnapshotAt
 	every := l.cfg.SnapshotEvery
-	err = l.log.Scan(snapID, zeroID, func(e ledger.Event) error {
-		reg.Apply(e)
+	reg, err := projection.StateAtEach(l.log, zeroID, func(reg *projection.Registry) error {
 		if reg.Count%every == 0 {
 			b, err := reg.MarshalSnapshot()
 			if err != nil {
