@@ -58,8 +58,22 @@ func readStored(m *nats.Msg) (storedMsg, error) {
 	return storedMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Header: m.Header, Data: m.Data}, nil
 }
 
+// directTimeout bounds a direct get whose context has no deadline: a
+// request that reached a server just killed is never answered.
+const directTimeout = 5 * time.Second
+
+// bounded gives ctx a deadline when it has none.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, directTimeout)
+}
+
 // directGet asks for one message.
 func directGet(ctx context.Context, nc *nats.Conn, req directRequest) (storedMsg, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	b, _ := json.Marshal(req)
 	m, err := nc.RequestWithContext(ctx, directGetSubject, b)
 	if err != nil {
@@ -126,7 +140,9 @@ func directBatchReq(ctx context.Context, nc *nats.Conn, req directRequest, fn fu
 		}
 		got := 0
 		for {
-			m, err := sub.NextMsgWithContext(ctx)
+			mctx, cancel := bounded(ctx)
+			m, err := sub.NextMsgWithContext(mctx)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("direct get: %w", err)
 			}

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -165,51 +166,67 @@ func reader(tb testing.TB, url string) (*fleet.Reader, *nats.Conn) {
 }
 
 // hostEvents reads every event message of host on the stream, in stream
-// order, with an ordered consumer of its own (not the Reader).
+// order, with an ordered consumer of its own (not the Reader). A cluster
+// that just lost a hub may refuse a consumer for a few seconds: the read is
+// tried again for up to 20 s.
 func hostEvents(tb testing.TB, url, host string) []ulid.ULID {
 	tb.Helper()
 	_, nc := reader(tb, url)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ids, err := readHostEvents(nc, host)
+		if err == nil {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("events of %s: %v", host, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func readHostEvents(nc *nats.Conn, host string) ([]ulid.ULID, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, fleet.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{fleet.HostEvents(host)}})
 	if err != nil {
-		tb.Fatalf("consumer: %v", err)
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		tb.Fatalf("consumer info: %v", err)
+		return nil, fmt.Errorf("consumer info: %w", err)
 	}
 	n := int(info.NumPending)
 	var ids []ulid.ULID
 	for len(ids) < n {
 		batch, err := cons.Fetch(min(n-len(ids), 1000), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			tb.Fatalf("fetch: %v", err)
+			return nil, fmt.Errorf("fetch: %w", err)
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
 			var e ledger.Event
 			if err := json.Unmarshal(m.Data(), &e); err != nil {
-				tb.Fatalf("event: %v", err)
+				return nil, fmt.Errorf("event: %w", err)
 			}
 			if want := fleet.MsgID(host, e.ID); m.Headers().Get(nats.MsgIdHdr) != want {
-				tb.Fatalf("message ID %q, want %q", m.Headers().Get(nats.MsgIdHdr), want)
+				return nil, fmt.Errorf("message ID %q, want %q", m.Headers().Get(nats.MsgIdHdr), want)
 			}
 			ids = append(ids, e.ID)
 		}
 		if err := batch.Error(); err != nil {
-			tb.Fatalf("fetch: %v", err)
+			return nil, fmt.Errorf("fetch: %w", err)
 		}
 		if got == 0 {
-			tb.Fatalf("fetch: no messages, %d of %d read", len(ids), n)
+			return nil, fmt.Errorf("fetch: no messages, %d of %d read", len(ids), n)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 // logIDs reads every ID of a log, in order.

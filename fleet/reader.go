@@ -76,6 +76,8 @@ func (r *Reader) live(ctx context.Context) (map[string][]ledger.Allocation, map[
 
 // watchAll calls fn for the current value of every key of a bucket.
 func (r *Reader) watchAll(ctx context.Context, bucket string, fn func(key string, v []byte) error) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	kv, err := r.js.KeyValue(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", bucket, err)
@@ -128,6 +130,8 @@ func (r *Reader) Hosts(ctx context.Context) ([]ledger.FleetHostRange, error) {
 // hostNames lists the hosts with a snapshot on the stream (each host's
 // publisher sends one after its first events), sorted.
 func (r *Reader) hostNames(ctx context.Context) ([]string, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	st, err := r.js.Stream(ctx, StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
@@ -222,6 +226,8 @@ func (r *Reader) statusAt(ctx context.Context, at ulid.ULID) (ledger.FleetView, 
 type bounds struct{ first, last uint64 }
 
 func (r *Reader) streamBounds(ctx context.Context) (bounds, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	st, err := r.js.Stream(ctx, StreamName)
 	if err != nil {
 		return bounds{}, fmt.Errorf("stream %s: %w", StreamName, err)
