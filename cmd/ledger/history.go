@@ -117,5 +117,8 @@ func describe(e ledger.Event) string {
 	if e.Imported != nil {
 		add("imported from %s", safe(e.Imported.String()))
 	}
+	if e.Actor != nil {
+		add("actor=\"%s\"", safe(e.Actor.String()))
+	}
 	return strings.Join(parts, " ")
 }

@@ -167,6 +167,10 @@ func TestDaemonSecurity(t *testing.T) {
 		is.Equal(viaSocket.Via, ledger.ViaSocket)                                      // over the socket
 		is.Equal(viaSocket.UID, os.Getuid())                                           // the caller's uid
 		is.True(viaSocket.PID > 0 && viaSocket.PID != d.cmd.Process.Pid)               // and the CLI's pid
+		r = run(t, data, "history")
+		is.Equal(r.code, 0)
+		is.True(strings.Contains(r.out, `actor="token default (tcp)"`))                                               // people see the writer too
+		is.True(strings.Contains(r.out, fmt.Sprintf(`actor="uid %d pid %d (socket)"`, viaSocket.UID, viaSocket.PID))) // %s
 	})
 }
 
