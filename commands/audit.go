@@ -24,7 +24,7 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 		return ledger.WhoAnswer{}, err
 	}
 	ans := ledger.WhoAnswer{Port: port, At: l.cfg.Now().UTC()}
-	if at != zeroID {
+	if !at.IsZero() {
 		ans.At = ledger.IDTime(at)
 	}
 	asOf, err := l.log.LastAt(at)
@@ -52,12 +52,12 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 			ans.Previous = t
 		}
 	}
-	if at == zeroID {
+	if at.IsZero() {
 		return ans, nil
 	}
 	// Forward from the point: the holder's release, or the next holder.
 	var next []ledger.Event
-	err = l.log.ScanPort(port, ledger.NextID(at), zeroID, func(e ledger.Event) error {
+	err = l.log.ScanPort(port, ledger.NextID(at), ulid.Zero, func(e ledger.Event) error {
 		if ans.Holder == nil && len(next) == 0 && e.Type != ledger.EventAllocated {
 			return ctx.Err() // stray events of a free port
 		}
@@ -95,16 +95,16 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 			return nil, err
 		}
 	}
-	if q.Since != zeroID && q.Until != zeroID && q.Since.Compare(q.Until) > 0 {
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.Compare(q.Until) > 0 {
 		return nil, ledger.Errorf(ledger.EINVALID, "since is after until")
 	}
 	end := l.cfg.Now().UTC()
-	if q.Until != zeroID {
+	if !q.Until.IsZero() {
 		end = ledger.IDTime(q.Until)
 	}
-	after := zeroID
+	after := ulid.Zero
 	var start *projection.Registry
-	if q.Since != zeroID {
+	if !q.Since.IsZero() {
 		after = ledger.PrevID(q.Since)
 		reg, err := projection.StateAt(l.log, after)
 		if err != nil {

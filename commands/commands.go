@@ -95,7 +95,7 @@ func (l *Ledger) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger
 		if a == nil {
 			return nil, notAllocated(req.Port)
 		}
-		if req.EventID != zeroID && req.EventID != a.EventID {
+		if !req.EventID.IsZero() && req.EventID != a.EventID {
 			return nil, ledger.Errorf(ledger.ECONFLICT, "port %d is now held by another allocation (%s, %s)", req.Port, a.ServiceName, a.EventID)
 		}
 		reason := req.Reason
@@ -144,7 +144,7 @@ func (l *Ledger) RecordHealth(ctx context.Context, rep ledger.HealthReport) erro
 	}
 	_, err := l.submit(ctx, &request{decide: func(draft *projection.Registry, _ time.Time) ([]ledger.Event, error) {
 		a := draft.Allocs[rep.Port]
-		if a == nil || (rep.EventID != zeroID && rep.EventID != a.EventID) {
+		if a == nil || (!rep.EventID.IsZero() && rep.EventID != a.EventID) {
 			return nil, ledger.Errorf(ledger.ENOTFOUND, "port %d: the allocation %s is gone", rep.Port, rep.EventID)
 		}
 		if a.HealthStatus == rep.To {

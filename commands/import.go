@@ -58,7 +58,7 @@ func (l *Ledger) Import(ctx context.Context, evs []ledger.Event) (ledger.ImportR
 
 // validateImported checks one event of an import.
 func validateImported(e *ledger.Event, now time.Time) error {
-	if e.ID == zeroID {
+	if e.ID.IsZero() {
 		return ledger.Errorf(ledger.EINVALID, "imported event without an ID")
 	}
 	if e.Imported == nil || e.Imported.File == "" {
@@ -136,7 +136,7 @@ func (l *Ledger) importRun(evs []ledger.Event) (ledger.ImportResult, error) {
 func (l *Ledger) refold() (*projection.Registry, error) {
 	var snaps []ledger.SnapshotAt
 	every := l.cfg.SnapshotEvery
-	reg, err := projection.StateAtEach(l.log, zeroID, func(reg *projection.Registry) error {
+	reg, err := projection.StateAtEach(l.log, ulid.Zero, func(reg *projection.Registry) error {
 		if reg.Count%every == 0 {
 			b, err := reg.MarshalSnapshot()
 			if err != nil {
@@ -172,7 +172,7 @@ func (l *Ledger) endBeforeLived(evs []ledger.Event) error {
 		}
 		f, ok := first[e.Port]
 		if !ok {
-			err := l.log.ScanPort(e.Port, zeroID, zeroID, func(x ledger.Event) error {
+			err := l.log.ScanPort(e.Port, ulid.Zero, ulid.Zero, func(x ledger.Event) error {
 				if x.Imported == nil {
 					f = x.ID
 					return errFound
@@ -184,7 +184,7 @@ func (l *Ledger) endBeforeLived(evs []ledger.Event) error {
 			}
 			first[e.Port] = f
 		}
-		if f == zeroID || e.ID.Compare(f) < 0 {
+		if f.IsZero() || e.ID.Compare(f) < 0 {
 			continue
 		}
 		ms := int64(f.Time()) - 1

@@ -118,7 +118,7 @@ func (l *Ledger) checkPastOnly(fresh []ledger.Event, index map[ulid.ULID]int) er
 		slices.SortFunc(imp, func(a, b ledger.Event) int { return a.ID.Compare(b.ID) })
 		var lived []ledger.Event
 		var firstLived *ledger.Event
-		err := l.log.ScanPort(port, zeroID, zeroID, func(e ledger.Event) error {
+		err := l.log.ScanPort(port, ulid.Zero, ulid.Zero, func(e ledger.Event) error {
 			if e.Imported == nil && firstLived == nil {
 				first := e
 				firstLived = &first

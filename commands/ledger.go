@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
 )
@@ -100,7 +101,7 @@ func New(cfg Config) (*Ledger, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	reg, err := projection.StateAt(cfg.Log, zeroID) // the whole log
+	reg, err := projection.StateAt(cfg.Log, ulid.Zero) // the whole log
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 // state returns the registry at a point: a copy of the live one for the zero
 // point, else a fold from the nearest snapshot.
 func (l *Ledger) state(at ulid.ULID) (*projection.Registry, error) {
-	if at == zeroID {
+	if at.IsZero() {
 		return l.Registry(), nil
 	}
 	l.mu.RLock()
@@ -33,7 +33,7 @@ func (l *Ledger) Status(ctx context.Context, at ulid.ULID) (ledger.Status, error
 		return ledger.Status{}, err
 	}
 	st := ledger.Status{PortManager: reg.Status(), Watchdog: ledger.WatchdogStatus{MonitoredPorts: len(reg.Allocs)}}
-	if at == zeroID {
+	if at.IsZero() {
 		h := l.log.ChainHead()
 		st.PortManager.Chain = &h
 	}
@@ -92,7 +92,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	if q.Limit < 0 {
 		return nil, ledger.Errorf(ledger.EINVALID, "limit %d: must not be negative", q.Limit)
 	}
-	if q.Since != zeroID && q.Until != zeroID && q.Since.Compare(q.Until) > 0 {
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.Compare(q.Until) > 0 {
 		return nil, ledger.Errorf(ledger.EINVALID, "since is after until")
 	}
 	if q.Newest && q.Port != 0 && q.Service == "" && q.Type == "" {
@@ -105,7 +105,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	var holders map[int]string
 	if q.Service != "" {
 		holders = map[int]string{}
-		if q.Since != zeroID {
+		if !q.Since.IsZero() {
 			reg, err := projection.StateAt(l.log, ledger.PrevID(q.Since))
 			if err != nil {
 				return nil, err
@@ -152,8 +152,8 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 	case q.Port != 0 && q.Service == "":
 		err = l.log.ScanPort(q.Port, q.Since, q.Until, visit)
 	default:
-		after := zeroID
-		if q.Since != zeroID {
+		after := ulid.Zero
+		if !q.Since.IsZero() {
 			after = ledger.PrevID(q.Since)
 		}
 		err = l.log.Scan(after, q.Until, func(e ledger.Event) error {
@@ -184,7 +184,7 @@ func (l *Ledger) History(ctx context.Context, q ledger.HistoryQuery) ([]ledger.E
 func (l *Ledger) portHistoryBack(ctx context.Context, q ledger.HistoryQuery) ([]ledger.Event, error) {
 	out := []ledger.Event{}
 	err := l.log.ScanPortBack(q.Port, q.Until, func(e ledger.Event) (bool, error) {
-		if q.Since != zeroID && e.ID.Compare(q.Since) < 0 {
+		if !q.Since.IsZero() && e.ID.Compare(q.Since) < 0 {
 			return false, nil
 		}
 		out = append(out, e)

@@ -57,7 +57,7 @@ func (l *Ledger) Subscribe(ctx context.Context, req ledger.SubscribeRequest) (le
 		l.subs[s] = struct{}{}
 	}
 	l.subMu.Unlock()
-	if req.After != zeroID {
+	if !req.After.IsZero() {
 		out := make(chan ledger.Event, buffer)
 		s.out = out
 		go s.replay(ctx, req.After, out)

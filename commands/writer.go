@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
 )
-
-var zeroID ulid.ULID
 
 // errClosed is returned to commands submitted after Close.
 var errClosed = errors.New("the ledger is shutting down")

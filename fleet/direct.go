@@ -177,14 +177,14 @@ func eventID(h nats.Header) (ulid.ULID, bool) {
 func lastOfHost(ctx context.Context, nc *nats.Conn, host string) (ulid.ULID, uint64, error) {
 	m, err := lastBefore(ctx, nc, HostEvents(host), 0)
 	if errors.Is(err, errNoMsg) {
-		return ulid.ULID{}, 0, nil
+		return ulid.Zero, 0, nil
 	}
 	if err != nil {
-		return ulid.ULID{}, 0, err
+		return ulid.Zero, 0, err
 	}
 	id, ok := eventID(m.Header)
 	if !ok {
-		return ulid.ULID{}, 0, fmt.Errorf("stream message %d has no event ID", m.Seq)
+		return ulid.Zero, 0, fmt.Errorf("stream message %d has no event ID", m.Seq)
 	}
 	return id, m.Seq, nil
 }

@@ -142,7 +142,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 // to it.
 func (p *Publisher) setCursor(id ulid.ULID) error {
 	reg := projection.NewRegistry()
-	if id != (ulid.ULID{}) {
+	if !id.IsZero() {
 		var err error
 		if reg, err = projection.StateAt(p.cfg.Log, id); err != nil {
 			return fmt.Errorf("fleet: registry at the cursor: %w", err)
@@ -153,7 +153,7 @@ func (p *Publisher) setCursor(id ulid.ULID) error {
 		return err
 	}
 	var after uint64
-	if err := p.cfg.Log.Scan(id, ulid.ULID{}, func(ledger.Event) error { after++; return nil }); err != nil {
+	if err := p.cfg.Log.Scan(id, ulid.Zero, func(ledger.Event) error { after++; return nil }); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -187,7 +187,7 @@ func (p *Publisher) Status() ledger.FleetStatus {
 		return st
 	}
 	st.LagEvents = total - acked
-	_ = p.cfg.Log.Scan(cursor, ulid.ULID{}, func(e ledger.Event) error {
+	_ = p.cfg.Log.Scan(cursor, ulid.Zero, func(e ledger.Event) error {
 		st.LagSeconds = max(0, p.cfg.Now().Sub(e.At).Seconds())
 		return errStop
 	})
@@ -391,7 +391,7 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 	cur := p.cursor
 	p.mu.Unlock()
 	var batch []ledger.Event
-	err := p.cfg.Log.Scan(cur, ulid.ULID{}, func(e ledger.Event) error {
+	err := p.cfg.Log.Scan(cur, ulid.Zero, func(e ledger.Event) error {
 		batch = append(batch, e)
 		if len(batch) == p.cfg.Batch {
 			return errStop

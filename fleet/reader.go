@@ -153,7 +153,7 @@ func (r *Reader) hostNames(ctx context.Context) ([]string, error) {
 // Status returns every host with its allocations: now (zero at) from the
 // live view and the heartbeats, or at a moment from the stream.
 func (r *Reader) Status(ctx context.Context, at ulid.ULID) (ledger.FleetView, error) {
-	if at != (ulid.ULID{}) {
+	if !at.IsZero() {
 		return r.statusAt(ctx, at)
 	}
 	allocs, beats, err := r.live(ctx)
@@ -214,7 +214,7 @@ func (r *Reader) statusAt(ctx context.Context, at ulid.ULID) (ledger.FleetView, 
 		if err != nil {
 			return ledger.FleetView{}, err
 		}
-		if asOf == (ulid.ULID{}) {
+		if asOf.IsZero() {
 			continue // the host had no events yet
 		}
 		st.Hosts = append(st.Hosts, ledger.FleetHost{Host: h, AsOf: asOf, Range: reg.Range.String(), Allocations: reg.Allocations()})
@@ -260,11 +260,11 @@ func (r *Reader) seqAt(ctx context.Context, b bounds, host string, at ulid.ULID)
 			continue
 		}
 		if err != nil {
-			return 0, ulid.ULID{}, err
+			return 0, ulid.Zero, err
 		}
 		mid2, ok := eventID(m.Header)
 		if !ok {
-			return 0, ulid.ULID{}, fmt.Errorf("stream message %d has no event ID", m.Seq)
+			return 0, ulid.Zero, fmt.Errorf("stream message %d has no event ID", m.Seq)
 		}
 		if mid2.Compare(at) > 0 {
 			hi = mid
@@ -303,11 +303,11 @@ func (r *Reader) snapshotBefore(ctx context.Context, host string, upTo uint64) (
 func (r *Reader) stateAt(ctx context.Context, b bounds, host string, at ulid.ULID) (*projection.Registry, ulid.ULID, uint64, error) {
 	x, asOf, err := r.seqAt(ctx, b, host, at)
 	if err != nil || x == 0 {
-		return projection.NewRegistry(), ulid.ULID{}, 0, err
+		return projection.NewRegistry(), ulid.Zero, 0, err
 	}
 	reg, from, err := r.snapshotBefore(ctx, host, x)
 	if err != nil {
-		return nil, ulid.ULID{}, 0, err
+		return nil, ulid.Zero, 0, err
 	}
 	if reg == nil {
 		reg = projection.NewRegistry()
@@ -359,7 +359,7 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 		return ans, err
 	}
 	var x uint64
-	if at == (ulid.ULID{}) {
+	if at.IsZero() {
 		m, err := lastBefore(ctx, r.nc, HostEvents(host), 0)
 		if errors.Is(err, errNoMsg) {
 			return ans, ledger.Errorf(ledger.ENOTFOUND, "the fleet has no events of host %s", host)
@@ -417,7 +417,7 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 			}
 		}
 	}
-	if at == (ulid.ULID{}) {
+	if at.IsZero() {
 		return ans, nil
 	}
 	// Forward from the moment: the holder's release, or the next tenure.
@@ -509,7 +509,7 @@ func (r *Reader) History(ctx context.Context, q ledger.FleetHistoryQuery) ([]led
 		return nil, ledger.Errorf(ledger.EINVALID, "a port needs its host: give --host")
 	case q.Port < 0 || q.Port > 65535:
 		return nil, ledger.Errorf(ledger.EINVALID, "port %d: want 1-65535", q.Port)
-	case q.Since != (ulid.ULID{}) && q.Until != (ulid.ULID{}) && q.Since.Compare(q.Until) > 0:
+	case !q.Since.IsZero() && !q.Until.IsZero() && q.Since.Compare(q.Until) > 0:
 		return nil, ledger.Errorf(ledger.EINVALID, "since is after until")
 	case q.Host != "" && q.Port != 0:
 		subj = EventSubject(q.Host, q.Port)
@@ -553,14 +553,14 @@ func (r *Reader) History(ctx context.Context, q ledger.FleetHistoryQuery) ([]led
 // and stops once the stream's own time is past until and clockSkew.
 func (r *Reader) scanWindow(ctx context.Context, subject string, since, until ulid.ULID, fn func(storedMsg, ledger.Event) (bool, error)) error {
 	req := directRequest{NextFor: subject, Batch: 512}
-	if since != (ulid.ULID{}) {
+	if !since.IsZero() {
 		t := ledger.IDTime(since).Add(-clockSkew)
 		req.StartTime = &t
 	} else {
 		req.Seq = 1
 	}
 	var stopAt time.Time
-	if until != (ulid.ULID{}) {
+	if !until.IsZero() {
 		stopAt = ledger.IDTime(until).Add(clockSkew)
 	}
 	return directBatchReq(ctx, r.nc, req, func(m storedMsg) (bool, error) {
@@ -568,7 +568,7 @@ func (r *Reader) scanWindow(ctx context.Context, subject string, since, until ul
 			return false, nil
 		}
 		id, ok := eventID(m.Header)
-		if !ok || (since != (ulid.ULID{}) && id.Compare(since) < 0) || (until != (ulid.ULID{}) && id.Compare(until) > 0) {
+		if !ok || (!since.IsZero() && id.Compare(since) < 0) || (!until.IsZero() && id.Compare(until) > 0) {
 			return true, nil
 		}
 		e, err := decodeEvent(m)
@@ -582,11 +582,11 @@ func (r *Reader) scanWindow(ctx context.Context, subject string, since, until ul
 // Usage reports, per host and service, how ports were used over a window.
 // EINVALID when Since is after Until.
 func (r *Reader) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.FleetUsage, error) {
-	if q.Since != (ulid.ULID{}) && q.Until != (ulid.ULID{}) && q.Since.Compare(q.Until) > 0 {
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.Compare(q.Until) > 0 {
 		return nil, ledger.Errorf(ledger.EINVALID, "since is after until")
 	}
 	end := r.now().UTC()
-	if q.Until != (ulid.ULID{}) {
+	if !q.Until.IsZero() {
 		end = ledger.IDTime(q.Until)
 	}
 	names, err := r.hostNames(ctx)
@@ -600,7 +600,7 @@ func (r *Reader) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Fleet
 	folds := map[string]*projection.Usage{}
 	for _, h := range names {
 		var start *projection.Registry
-		if q.Since != (ulid.ULID{}) {
+		if !q.Since.IsZero() {
 			if start, _, _, err = r.stateAt(ctx, b, h, prevID(q.Since)); err != nil {
 				return nil, err
 			}

@@ -75,11 +75,11 @@ func streamStart(r *http.Request) (ulid.ULID, error) {
 		s = r.Header.Get("Last-Event-ID")
 	}
 	if s == "" {
-		return ulid.ULID{}, nil
+		return ulid.Zero, nil
 	}
 	after, err := ulid.ParseStrict(s)
 	if err != nil {
-		return ulid.ULID{}, ledger.Errorf(ledger.EINVALID, "after %q: want an event ULID", s)
+		return ulid.Zero, ledger.Errorf(ledger.EINVALID, "after %q: want an event ULID", s)
 	}
 	return after, nil
 }

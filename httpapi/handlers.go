@@ -350,7 +350,7 @@ func queryPoint(r *http.Request, name string, now func() time.Time) (ulid.ULID, 
 	s := r.URL.Query().Get(name)
 	id, err := ledger.ParsePoint(s, now())
 	if err != nil {
-		return ulid.ULID{}, ledger.Errorf(ledger.EINVALID, "%s: %s", name, ledger.ErrorMessage(err))
+		return ulid.Zero, ledger.Errorf(ledger.EINVALID, "%s: %s", name, ledger.ErrorMessage(err))
 	}
 	return id, nil
 }
@@ -360,7 +360,7 @@ func queryPoint(r *http.Request, name string, now func() time.Time) (ulid.ULID, 
 func querySince(r *http.Request, name string, now func() time.Time) (ulid.ULID, error) {
 	id, err := ledger.ParseSince(r.URL.Query().Get(name), now())
 	if err != nil {
-		return ulid.ULID{}, ledger.Errorf(ledger.EINVALID, "%s: %s", name, ledger.ErrorMessage(err))
+		return ulid.Zero, ledger.Errorf(ledger.EINVALID, "%s: %s", name, ledger.ErrorMessage(err))
 	}
 	return id, nil
 }

@@ -342,7 +342,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := src.svc.Status(ctx, ulid.ULID{})
+	st, err := src.svc.Status(ctx, ulid.Zero)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descAllocated, err)
 		return

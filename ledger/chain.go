@@ -425,7 +425,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 			// The snapshot marks the upgrade: start at the base, whose
 			// events a full walk checks.
 		case start.Seq <= base.Seq:
-			start, after = ChainHead{}, ulid.ULID{}
+			start, after = ChainHead{}, ulid.Zero
 		default:
 			// The snapshot's own link must be the one stored with its event.
 			v := events.Get(start.ID[:])
@@ -439,7 +439,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 					return r, nil
 				}
 				// The snapshot's head cannot be trusted: walk it all.
-				start, after = ChainHead{}, ulid.ULID{}
+				start, after = ChainHead{}, ulid.Zero
 			}
 		}
 	}
@@ -455,7 +455,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 	var unchained ChainHead
 	c := events.Cursor()
 	first := func() ([]byte, []byte) {
-		if after == (ulid.ULID{}) {
+		if after.IsZero() {
 			return c.First()
 		}
 		k, v := c.Seek(after[:])

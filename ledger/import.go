@@ -27,7 +27,7 @@ func (l *Log) Insert(evs []Event) error {
 	sorted := slices.Clone(evs)
 	slices.SortFunc(sorted, func(a, b Event) int { return a.ID.Compare(b.ID) })
 	for i := range sorted {
-		if sorted[i].ID == (ulid.ULID{}) {
+		if sorted[i].ID.IsZero() {
 			return Errorf(EINVALID, "insert: an event without an ID")
 		}
 		if i > 0 && sorted[i].ID == sorted[i-1].ID {

@@ -400,7 +400,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 	})
 	if err != nil {
 		for i := range evs {
-			evs[i].ID = ulid.ULID{}
+			evs[i].ID = ulid.Zero
 		}
 		return evs, fmt.Errorf("append: %w", err)
 	}
@@ -531,7 +531,7 @@ func (l *Log) Scan(after, until ulid.ULID, fn func(Event) error) error {
 	return l.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		var k, v []byte
-		if after == (ulid.ULID{}) {
+		if after.IsZero() {
 			k, v = c.First()
 		} else {
 			k, v = c.Seek(after[:])
@@ -541,7 +541,7 @@ func (l *Log) Scan(after, until ulid.ULID, fn func(Event) error) error {
 		}
 		for ; k != nil; k, v = c.Next() {
 			id := ulid.ULID(k)
-			if until != (ulid.ULID{}) && id.Compare(until) > 0 {
+			if !until.IsZero() && id.Compare(until) > 0 {
 				return nil
 			}
 			e, err := DecodeEvent(id, v)
@@ -585,7 +585,7 @@ func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) e
 		c := tx.Bucket(bucketByPort).Cursor()
 		for k, v := c.Seek(portKey(port, since)); k != nil && int(binary.BigEndian.Uint16(k)) == port; k, v = c.Next() {
 			id := ulid.ULID(k[2:])
-			if until != (ulid.ULID{}) && id.Compare(until) > 0 {
+			if !until.IsZero() && id.Compare(until) > 0 {
 				break
 			}
 			for len(tail) > 0 && tail[0].id.Compare(id) < 0 {
@@ -629,7 +629,7 @@ func portTail(tx *bolt.Tx, port int, since, until ulid.ULID) ([]tailEntry, error
 			return nil, err
 		}
 		id := ulid.ULID(k)
-		if until != (ulid.ULID{}) && id.Compare(until) > 0 {
+		if !until.IsZero() && id.Compare(until) > 0 {
 			break
 		}
 		if p == port {
@@ -666,7 +666,7 @@ func (l *Log) Snapshot(at ulid.ULID) (id ulid.ULID, data []byte, ok bool, err er
 	err = l.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSnapshots).Cursor()
 		var k, v []byte
-		if at == (ulid.ULID{}) {
+		if at.IsZero() {
 			k, v = c.Last()
 		} else {
 			k, v = c.Seek(at[:])

@@ -110,11 +110,11 @@ func ParseTime(s string, now time.Time) (t time.Time, id ulid.ULID, isID bool, e
 // ULID of that moment. An empty s is the zero ULID: now.
 func ParsePoint(s string, now time.Time) (ulid.ULID, error) {
 	if strings.TrimSpace(s) == "" {
-		return ulid.ULID{}, nil
+		return ulid.Zero, nil
 	}
 	t, id, isID, err := ParseTime(s, now)
 	if err != nil {
-		return ulid.ULID{}, err
+		return ulid.Zero, err
 	}
 	if isID {
 		return id, nil
@@ -126,11 +126,11 @@ func ParsePoint(s string, now time.Time) (ulid.ULID, error) {
 // at the first ID of its millisecond. Empty is the zero ULID: unbounded.
 func ParseSince(s string, now time.Time) (ulid.ULID, error) {
 	if strings.TrimSpace(s) == "" {
-		return ulid.ULID{}, nil
+		return ulid.Zero, nil
 	}
 	t, id, isID, err := ParseTime(s, now)
 	if err != nil {
-		return ulid.ULID{}, err
+		return ulid.Zero, err
 	}
 	if isID {
 		return id, nil

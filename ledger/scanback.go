@@ -16,13 +16,13 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 	if err := CheckPort(port); err != nil {
 		return err
 	}
-	if until == (ulid.ULID{}) {
+	if until.IsZero() {
 		for i := range until {
 			until[i] = 0xFF
 		}
 	}
 	return l.db.View(func(tx *bolt.Tx) error {
-		tail, err := portTail(tx, port, ulid.ULID{}, until)
+		tail, err := portTail(tx, port, ulid.Zero, until)
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (l *Log) LastAt(until ulid.ULID) (ulid.ULID, error) {
 	err := l.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		var k []byte
-		if until == (ulid.ULID{}) {
+		if until.IsZero() {
 			k, _ = c.Last()
 		} else {
 			k, _ = c.Seek(until[:])

@@ -173,7 +173,7 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	}
 	var err error
 	for {
-		err = f.log.Scan(from, ulid.ULID{}, visit)
+		err = f.log.Scan(from, ulid.Zero, visit)
 		if err != errChunkDone {
 			break
 		}
@@ -269,25 +269,25 @@ func (f *Files) findPosition() (ulid.ULID, error) {
 	dir := f.layout.LogsDir()
 	names, err := dayFiles(dir)
 	if err != nil {
-		return ulid.ULID{}, err
+		return ulid.Zero, err
 	}
 	for len(names) > 0 {
 		name := names[len(names)-1]
 		path := filepath.Join(dir, name)
 		line, err := trimToLastLine(path)
 		if err != nil {
-			return ulid.ULID{}, err
+			return ulid.Zero, err
 		}
 		if line == nil {
 			if err := os.Remove(path); err != nil {
-				return ulid.ULID{}, err
+				return ulid.Zero, err
 			}
 			names = names[:len(names)-1]
 			continue
 		}
 		id, ok, err := f.lineEvent(line, name)
 		if err != nil {
-			return ulid.ULID{}, err
+			return ulid.Zero, err
 		}
 		if !ok {
 			break // corrupt: rebuild every file
@@ -296,10 +296,10 @@ func (f *Files) findPosition() (ulid.ULID, error) {
 	}
 	for _, name := range names {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil {
-			return ulid.ULID{}, err
+			return ulid.Zero, err
 		}
 	}
-	return ulid.ULID{}, nil
+	return ulid.Zero, nil
 }
 
 // lineEvent reads the event_id of a JSONL line found in the day file name.
@@ -412,7 +412,7 @@ func readAt(file *os.File, from, to int64) ([]byte, error) {
 
 // registryAt returns the registry after the event pos (zero: before any).
 func registryAt(log *ledger.Log, pos ulid.ULID) (*Registry, error) {
-	if pos == (ulid.ULID{}) {
+	if pos.IsZero() {
 		return NewRegistry(), nil // StateAt reads a zero point as the whole log
 	}
 	return StateAt(log, pos)

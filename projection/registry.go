@@ -244,7 +244,7 @@ func (r *Registry) Status() ledger.PortManagerStatus {
 // that tests hold StateAt's shortcut against.
 func Fold(log *ledger.Log, until ulid.ULID) (*Registry, error) {
 	r := NewRegistry()
-	if err := foldInto(r, log, ulid.ULID{}, until, nil); err != nil {
+	if err := foldInto(r, log, ulid.Zero, until, nil); err != nil {
 		return nil, fmt.Errorf("fold: %w", err)
 	}
 	return r, nil

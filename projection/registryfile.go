@@ -80,7 +80,7 @@ func marshalRegistryFile(reg *Registry, pos ulid.ULID) ([]byte, error) {
 // positionString renders a position as the files write it: the ULID, or ""
 // for the position before the first event.
 func positionString(pos ulid.ULID) string {
-	if pos == (ulid.ULID{}) {
+	if pos.IsZero() {
 		return ""
 	}
 	return pos.String()

@@ -28,7 +28,7 @@ func StateAtEach(log *ledger.Log, at ulid.ULID, each func(*Registry) error) (*Re
 	if ok {
 		if reg, err = UnmarshalSnapshot(data); err != nil {
 			// A snapshot is only a shortcut: fold from the start instead.
-			reg, snapID = NewRegistry(), ulid.ULID{}
+			reg, snapID = NewRegistry(), ulid.Zero
 		}
 	}
 	if err := foldInto(reg, log, snapID, at, each); err != nil {

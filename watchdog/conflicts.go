@@ -59,7 +59,7 @@ func (w *Watchdog) conflicts(ctx context.Context, pm ledger.PortManagerStatus, s
 		}
 		// The registry was read before the listing: a port allocated in
 		// between and already bound by its new holder is no conflict.
-		switch _, err := w.svc.Allocation(ctx, port, ulid.ULID{}); ledger.ErrorCode(err) {
+		switch _, err := w.svc.Allocation(ctx, port, ulid.Zero); ledger.ErrorCode(err) {
 		case ledger.ENOTFOUND:
 		case "":
 			continue

@@ -39,7 +39,7 @@ func (w *Watchdog) Sweep(ctx context.Context) (ledger.SweepResult, error) {
 
 	began := time.Now() // monotonic: for the duration only; decisions use the injected clock
 	now := w.opts.Now()
-	st, err := w.svc.Status(ctx, ulid.ULID{})
+	st, err := w.svc.Status(ctx, ulid.Zero)
 	if err != nil {
 		return ledger.SweepResult{}, fmt.Errorf("watchdog: read registry: %w", err)
 	}

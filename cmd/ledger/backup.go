@@ -82,7 +82,7 @@ type copySummary struct {
 
 func (s copySummary) String() string {
 	last := "none"
-	if s.Last != (ulid.ULID{}) {
+	if !s.Last.IsZero() {
 		last = fmt.Sprintf("%s at %s", s.Last, ledger.FormatTime(ulid.Time(s.Last.Time())))
 	}
 	return fmt.Sprintf("%d events (last %s, %d bytes, hash chain of %d links holds)", s.Events, last, s.Size, s.Chain)
@@ -106,7 +106,7 @@ func checkCopy(path string) (copySummary, error) {
 		return sum, err
 	}
 	var prev ulid.ULID
-	err = log.Scan(ulid.ULID{}, ulid.ULID{}, func(ev ledger.Event) error {
+	err = log.Scan(ulid.Zero, ulid.Zero, func(ev ledger.Event) error {
 		if ev.ID.Compare(prev) <= 0 {
 			return fmt.Errorf("event %s is out of order after %s", ev.ID, prev)
 		}

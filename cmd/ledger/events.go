@@ -50,7 +50,7 @@ event --after. With --follow, keep printing new events as they commit (needs
 		return closeWith(b, followEvents(ctx, b.events, afterID, enc))
 	}
 	q := ledger.HistoryQuery{}
-	if afterID != (ulid.ULID{}) {
+	if !afterID.IsZero() {
 		q.Since = afterID
 	}
 	evs, err := b.History(ctx, q)

@@ -58,7 +58,7 @@ func showRange(ctx context.Context, e *env, c *common) error {
 	if err != nil {
 		return err
 	}
-	st, err := b.Status(ctx, ulid.ULID{})
+	st, err := b.Status(ctx, ulid.Zero)
 	var evs []ledger.Event
 	if err == nil {
 		evs, err = b.History(ctx, ledger.HistoryQuery{Type: ledger.EventRangeChanged})
@@ -93,7 +93,7 @@ func setRange(ctx context.Context, e *env, c *common, r ledger.Range) error {
 	if err != nil {
 		return err
 	}
-	before, err := b.Status(ctx, ulid.ULID{})
+	before, err := b.Status(ctx, ulid.Zero)
 	if err == nil {
 		err = b.SetRange(ctx, r)
 	}

@@ -60,7 +60,7 @@ without), so that a script does not pull a port from under a live service.`, &c,
 // inUse returns an error naming the holder of port when its process is alive
 // and the port is listened on: the service still serves.
 func inUse(ctx context.Context, b *backend, port int) error {
-	a, err := b.Allocation(ctx, port, ulid.ULID{})
+	a, err := b.Allocation(ctx, port, ulid.Zero)
 	if err != nil || a.PID <= 0 {
 		return nil // a free port or a holder without a process: Release says the rest
 	}

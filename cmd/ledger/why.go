@@ -103,7 +103,7 @@ while nothing listens.`, &c, true)
 
 // readLedger fills in the ledger's view: range, holder, earlier tenures.
 func (a *whyAnswer) readLedger(ctx context.Context, svc ledger.Service) error {
-	st, err := svc.Status(ctx, ulid.ULID{})
+	st, err := svc.Status(ctx, ulid.Zero)
 	if err != nil {
 		return err
 	}
