@@ -6,6 +6,7 @@ import (
 	"embed"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,10 +20,22 @@ import (
 //go:embed web
 var webFiles embed.FS
 
-// SessionCookie is the name of the cookie that carries the token for the
-// dashboard's write buttons. It is HttpOnly (the page's script never sees
-// the token) and SameSite=Strict (no other site's page sends it).
+// SessionCookie begins the name of the cookie that carries the token for
+// the dashboard's reads and write buttons. It is HttpOnly (the page's script
+// never sees the token) and SameSite=Strict (no other site's page sends it).
+// A browser keeps cookies by host, not by port, so the name ends with the
+// port of the address the browser used ("portledger_session_7999"): two
+// daemons on one machine each keep their own session.
 const SessionCookie = "portledger_session"
+
+// sessionCookieName is the session cookie's name for requests to host (a
+// Host header, host:port).
+func sessionCookieName(host string) string {
+	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
+		return SessionCookie + "_" + port
+	}
+	return SessionCookie
+}
 
 // DashboardURL returns the URL that opens the dashboard on base (such as
 // http://127.0.0.1:7999): with a token, the /login URL that hands the token
@@ -74,7 +87,7 @@ func handleLogin(token string, log *slog.Logger) http.HandlerFunc {
 			return ledger.Errorf(EUNAUTHORIZED, "wrong token: open the URL that `ledger serve` printed")
 		}
 		http.SetCookie(w, &http.Cookie{
-			Name: SessionCookie, Value: token, Path: "/",
+			Name: sessionCookieName(r.Host), Value: token, Path: "/",
 			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 		})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -89,7 +102,7 @@ func requestToken(r *http.Request) (token string, ok bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		return strings.CutPrefix(h, "Bearer ")
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil {
+	if c, err := r.Cookie(sessionCookieName(r.Host)); err == nil {
 		return c.Value, true
 	}
 	return "", false

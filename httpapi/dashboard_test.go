@@ -37,9 +37,9 @@ func TestLoginExchangesTheTokenForACookie(t *testing.T) {
 	cookies := resp.Cookies()
 	is.Equal(len(cookies), 1) // one cookie
 	c := cookies[0]
-	is.Equal(c.Name, SessionCookie)
-	is.True(c.HttpOnly)                           // the page's script cannot read it
-	is.Equal(c.SameSite, http.SameSiteStrictMode) // no other site sends it
+	is.Equal(c.Name, sessionCookieName(strings.TrimPrefix(e.srv.URL, "http://"))) // named for this daemon's port
+	is.True(c.HttpOnly)                                                           // the page's script cannot read it
+	is.Equal(c.SameSite, http.SameSiteStrictMode)                                 // no other site sends it
 
 	tests := []struct {
 		name   string
@@ -54,7 +54,7 @@ func TestLoginExchangesTheTokenForACookie(t *testing.T) {
 			is := is.New(t)
 			req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/api/ports/status", nil)
 			is.NoErr(err)
-			req.AddCookie(&http.Cookie{Name: SessionCookie, Value: tt.cookie})
+			req.AddCookie(&http.Cookie{Name: c.Name, Value: tt.cookie})
 			resp, err := http.DefaultClient.Do(req)
 			is.NoErr(err)
 			resp.Body.Close()

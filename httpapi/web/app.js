@@ -16,6 +16,8 @@ const state = {
   pending: null,    // debounce timer of a live refresh
   seq: 0,           // guards against answers arriving out of order
   canWrite: true,   // false once a write was refused for want of the token
+  readOnly: false,  // no session: only the open routes answer (status, allocations)
+  poller: null,     // the status poll that stands in for the stream when read-only
 };
 
 // ---- helpers --------------------------------------------------------------
@@ -265,7 +267,20 @@ function scheduleRefresh() {
   state.pending = setTimeout(() => { state.pending = null; if (state.live) refreshLive(); }, 100);
 }
 
+// setReadOnly switches the page to what answers without the token: the
+// status now and in the past. The stream, history, usage and the release
+// button need the session that the link `ledger serve` printed gives.
+function setReadOnly() {
+  state.readOnly = true;
+  $("auth").textContent = "read-only: open the link that `ledger serve` printed (it carries the token) for live updates, history, usage and release";
+  unfollow();
+}
+
 function follow() {
+  if (state.readOnly) {
+    if (!state.poller) state.poller = setInterval(() => { if (state.live) refreshLive(); }, 2000);
+    return;
+  }
   if (state.stream) return;
   const es = new EventSource("/api/ports/events");
   state.stream = es;
@@ -334,6 +349,7 @@ async function goPast(at) {
 
 // eventsAround fetches the events within five minutes either side of at.
 async function eventsAround(at) {
+  if (state.readOnly) return [];
   const span = 5 * 60 * 1000;
   const since = new Date(Math.max(at.getTime() - span, state.first ? state.first.getTime() : 0)).toISOString();
   const until = new Date(Math.min(at.getTime() + span, Date.now())).toISOString();
@@ -448,8 +464,10 @@ async function loadFirst() {
   try {
     const h = await getJSON("/api/ports/history?limit=1");
     if (h.events && h.events.length) state.first = new Date(h.events[0].at);
-  } catch {
-    // Without history the slider covers nothing; the page still works.
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) setReadOnly();
+    // Without history the slider covers a day; the page still works.
+    if (!state.first) state.first = new Date(Date.now() - 86400e3);
   }
   if (state.first) $("when").min = toLocalInput(state.first);
 }
@@ -457,6 +475,13 @@ async function loadFirst() {
 // ---- usage ------------------------------------------------------------------
 
 async function loadUsage() {
+  if (state.readOnly) {
+    const t = svgEl("text", { x: 0, y: 15 });
+    t.textContent = "usage needs the token";
+    $("usage").setAttribute("viewBox", "0 0 800 24");
+    $("usage").replaceChildren(t);
+    return;
+  }
   const win = $("window").value;
   let usage = [];
   try {
@@ -620,8 +645,9 @@ async function main() {
   $("window").addEventListener("change", loadUsage);
   window.addEventListener("hashchange", route);
   route();
-  await goLive();
+  await refreshLive();
   await loadFirst();
+  follow();
   loadUsage();
   // The watchdog's last sweep moves without an event: read it now and then.
   setInterval(() => { if (state.live) scheduleRefresh(); }, 10000);

@@ -126,11 +126,18 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // loopback against a daemon with a 1M-event log and 1,000 allocations, and
 // reports the time from the navigation's start until the allocations table
 // is drawn, as the page measures it (performance.now() at its first draw).
-// The first load is reported apart (first-ms); draw-ms and p95-ms cover
-// every load. Target: <= 1 s.
+// The first load, through /login's redirect in a fresh tab, is reported
+// apart (first-ms); draw-ms and p95-ms cover the loads of b's loop.
+// Target: <= 1 s.
 func BenchmarkDashboardFirstDraw(b *testing.B) {
 	d := startBenchDaemon(b)
 	tb := newTab(b, 60*time.Second)
+	// Log in once, as a user does with the URL `ledger serve` printed; the
+	// loads below carry the session cookie.
+	// That first load, through /login's redirect, is the cold one.
+	tb.open(b, dashboardURL(b, d))
+	tb.waitJS(b, "the table is drawn", `!!document.body.dataset.drawn`, 30*time.Second)
+	first := time.Duration(evalJS[float64](b, tb, `Number(document.body.dataset.drawn)`) * float64(time.Millisecond))
 	var draws []time.Duration
 	for b.Loop() {
 		tb.run(b, "navigate", chromedp.Navigate(d.base+"/"))
@@ -145,7 +152,6 @@ func BenchmarkDashboardFirstDraw(b *testing.B) {
 	// bottom, it shows the last allocation.
 	tb.run(b, "scroll to the end", chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("alloc-scroll"); s.scrollTop = s.scrollHeight; })()`))
 	tb.waitJS(b, "the last rows are drawn", `(() => { const rows = document.querySelectorAll("#alloc-rows tr[data-port]"); return rows.length > 0 && !document.querySelector("#alloc-rows tr.spacer:last-child"); })()`, 10*time.Second)
-	first := draws[0]
 	slices.Sort(draws)
 	b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
 	b.ReportMetric(float64(percentile(draws, 0.5).Microseconds())/1000, "draw-ms")
@@ -164,10 +170,15 @@ func BenchmarkMetricsScrape(b *testing.B) {
 	d := startBenchDaemon(b)
 	var lat []time.Duration
 	var size int
+	req, err := http.NewRequest(http.MethodGet, d.base+"/metrics", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+d.token(b))
 	cpu0 := procCPU(b, d.cmd.Process.Pid)
 	for b.Loop() {
 		t0 := time.Now()
-		resp, err := http.Get(d.base + "/metrics")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}

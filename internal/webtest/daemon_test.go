@@ -117,6 +117,18 @@ func (d *daemon) status(tb testing.TB, at string) ledger.Status {
 	return st
 }
 
+// token returns the daemon's bearer token: the file that `ledger serve`
+// made in the data directory at its first start (or --token's, which it
+// does not write).
+func (d *daemon) token(tb testing.TB) string {
+	tb.Helper()
+	tok, err := os.ReadFile(ledger.Layout{Dir: d.data}.Token())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimSpace(string(tok))
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	closeBrowser()

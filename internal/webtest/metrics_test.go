@@ -3,7 +3,6 @@ package webtest
 import (
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/internal/testbin"
-	"github.com/portledger/portledger/ledger"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -25,11 +23,7 @@ func scrape(tb testing.TB, d *daemon) map[string]*dto.MetricFamily {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tok, err := os.ReadFile(ledger.Layout{Dir: d.data}.Token())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Authorization", "Bearer "+d.token(tb))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
