@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -98,10 +99,7 @@ func (l *Ledger) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger
 		if !req.EventID.IsZero() && req.EventID != a.EventID {
 			return nil, ledger.Errorf(ledger.ECONFLICT, "port %d is now held by another allocation (%s, %s)", req.Port, a.ServiceName, a.EventID)
 		}
-		reason := req.Reason
-		if reason == "" {
-			reason = "released"
-		}
+		reason := cmp.Or(req.Reason, "released")
 		requests, errs := a.RequestCount, a.ErrorCount
 		l.statsMu.Lock()
 		if p := l.stats[req.Port]; p != nil {

@@ -3,6 +3,7 @@ package commands
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -245,7 +246,7 @@ func parseLine(base string, n int, line []byte) (imported, problem) {
 		e.Type = ledger.EventPIDRegistered
 		e.PIDRegistered = &ledger.PIDRegistered{PID: pid}
 	case "health_change", "health", "health_changed":
-		to, ok := oldHealth(cmp(l.To, l.HealthStatus, l.Status))
+		to, ok := oldHealth(cmp.Or(l.To, l.HealthStatus, l.Status))
 		if !ok {
 			return imported{}, problem{reason: fmt.Sprintf("%s without a known health state: skipped", l.Action)}
 		}
@@ -260,16 +261,6 @@ func parseLine(base string, n int, line []byte) (imported, problem) {
 	e.ID = importID(at, base, n, 1, line)
 	im.ev = e
 	return im, problem{}
-}
-
-// cmp returns the first non-empty string.
-func cmp(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // readRegistry makes the events of the registry's live allocations and

@@ -170,9 +170,5 @@ func decodeError(err error) error {
 
 // trimJSONPrefix drops the "json: " prefix of encoding/json's messages.
 func trimJSONPrefix(s string) string {
-	const p = "json: "
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
+	return strings.TrimPrefix(s, "json: ")
 }

@@ -10,6 +10,7 @@
 package portserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -275,7 +276,7 @@ func readPID(c net.Conn) (int, error) {
 	for {
 		m, err := c.Read(buf[n:])
 		n += m
-		if i := indexNewline(buf[:n]); i >= 0 {
+		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
 			return parsePID(buf[:i])
 		}
 		if n == len(buf) {
@@ -289,15 +290,6 @@ func readPID(c net.Conn) (int, error) {
 			return 0, fmt.Errorf("connection ended before a newline (%d bytes read)", n)
 		}
 	}
-}
-
-func indexNewline(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 // parsePID accepts 1-10 ASCII digits, nothing else: no sign, no spaces.

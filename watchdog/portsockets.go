@@ -1,9 +1,11 @@
 package watchdog
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/shirou/gopsutil/v3/net"
@@ -39,22 +41,12 @@ func PortSockets(ctx context.Context, port int) ([]Socket, error) {
 		return nil, err
 	}
 	slices.SortFunc(socks, func(a, b Socket) int {
-		if a.Proto != b.Proto {
-			if a.Proto < b.Proto {
-				return -1
-			}
-			return 1
-		}
-		if a.Family != b.Family {
-			return a.Family - b.Family
-		}
-		if a.Addr < b.Addr {
-			return -1
-		}
-		if a.Addr > b.Addr {
-			return 1
-		}
-		return a.PID - b.PID
+		return cmp.Or(
+			strings.Compare(a.Proto, b.Proto),
+			cmp.Compare(a.Family, b.Family),
+			strings.Compare(a.Addr, b.Addr),
+			cmp.Compare(a.PID, b.PID),
+		)
 	})
 	return socks, nil
 }

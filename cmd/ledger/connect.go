@@ -52,7 +52,7 @@ func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *fl
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	c.env, c.fs = e, fs
-	fs.StringVar(&c.data, "data", envOr(e, "LEDGER_DATA", ledger.DefaultDataDir(e.getenv)), "data directory (env LEDGER_DATA)")
+	fs.StringVar(&c.data, "data", ledger.DefaultDataDir(e.getenv), "data directory (env LEDGER_DATA)")
 	fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
 	fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
 	if withJSON {
@@ -63,13 +63,6 @@ func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *fl
 		fs.PrintDefaults()
 	}
 	return fs
-}
-
-func envOr(e *env, key, def string) string {
-	if v := e.getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 // parse parses args. --help prints the subcommand's help on stdout and
