@@ -8,7 +8,8 @@ import (
 )
 
 // portSockets asks sock_diag for the TCP listeners and UDP sockets on port
-// and searches /proc for their owners, newest processes first; where sock_diag is not allowed it
+// and searches /proc for their owners, the processes with the fewest open
+// files first; where sock_diag is not allowed it
 // falls back to gopsutil.
 func portSockets(ctx context.Context, port int) ([]Socket, error) {
 	var out []Socket

@@ -115,11 +115,19 @@ func socketOwners(ctx context.Context, want map[uint64]bool) map[uint64]int {
 	return searchOwners(ctx, want, false)
 }
 
-// searchOwners is socketOwners in either order of PIDs: newestFirst finds
-// the sockets of a service started lately after reading only the files of
-// the processes started after it (on Linux PIDs grow until they wrap), and
-// gives a socket shared across fork to the highest PID, the child.
-func searchOwners(ctx context.Context, want map[uint64]bool, newestFirst bool) map[uint64]int {
+// procFDs is one process's open file descriptors, by name.
+type procFDs struct {
+	pid int
+	fds []string
+}
+
+// searchOwners is socketOwners in one of two orders. In PID order (the
+// watchdog's) a socket shared across fork goes to the parent. With
+// fewestFirst the processes with the fewest open files are searched first,
+// newest first among equals: a service's listener is usually in a small
+// process, and the few that hold thousands of sockets (a proxy, a load
+// generator) are read last, when the answer is likely found already.
+func searchOwners(ctx context.Context, want map[uint64]bool, fewestFirst bool) map[uint64]int {
 	found := make(map[uint64]int, len(want))
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
@@ -132,25 +140,33 @@ func searchOwners(ctx context.Context, want map[uint64]bool, newestFirst bool) m
 		}
 	}
 	slices.Sort(pids)
-	if newestFirst {
-		slices.Reverse(pids)
-	}
+	procs := make([]procFDs, 0, len(pids))
 	for _, pid := range pids {
-		if ctx.Err() != nil || len(found) == len(want) {
-			break
-		}
-		dir := procRoot + "/" + strconv.Itoa(pid) + "/fd"
-		f, err := os.Open(dir)
+		f, err := os.Open(procRoot + "/" + strconv.Itoa(pid) + "/fd")
 		if err != nil {
 			continue
 		}
 		fds, err := f.Readdirnames(-1) // unsorted: cheaper than ReadDir
 		f.Close()
-		if err != nil {
-			continue
+		if err == nil {
+			procs = append(procs, procFDs{pid: pid, fds: fds})
 		}
-		for _, fd := range fds {
-			link, err := os.Readlink(dir + "/" + fd)
+	}
+	if fewestFirst {
+		slices.SortStableFunc(procs, func(a, b procFDs) int {
+			if len(a.fds) != len(b.fds) {
+				return len(a.fds) - len(b.fds)
+			}
+			return b.pid - a.pid
+		})
+	}
+	for _, p := range procs {
+		if ctx.Err() != nil || len(found) == len(want) {
+			break
+		}
+		dir := procRoot + "/" + strconv.Itoa(p.pid) + "/fd/"
+		for _, fd := range p.fds {
+			link, err := os.Readlink(dir + fd)
 			if err != nil || !strings.HasPrefix(link, "socket:[") {
 				continue
 			}
@@ -159,7 +175,7 @@ func searchOwners(ctx context.Context, want map[uint64]bool, newestFirst bool) m
 				continue
 			}
 			if _, ok := found[inode]; !ok {
-				found[inode] = pid
+				found[inode] = p.pid
 			}
 			if len(found) == len(want) {
 				break

@@ -90,6 +90,15 @@ func BenchmarkWhyProcess(b *testing.B) {
 		}
 	}
 	b.Run("ledger_why", func(b *testing.B) { timeProcess(b, mk("why", strconv.Itoa(port))) })
+	// The harder case: the listener is older than a process that holds
+	// 1,000 sockets, so a search by age would read that one first.
+	busy := exec.Command(bins.Program(b, "./cmd/ledger/testdata/listenchild"), "-net", "tcp4", "-addr", "127.0.0.1:0", "-extra", "1000")
+	if err := busy.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	b.Run("ledger_why_older_listener", func(b *testing.B) { timeProcess(b, mk("why", strconv.Itoa(port))) })
 	b.Run("ledger_version", func(b *testing.B) { timeProcess(b, mk("version")) })
 	lsof, err := exec.LookPath("lsof")
 	if err != nil {

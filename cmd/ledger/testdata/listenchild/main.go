@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 )
 
@@ -15,7 +16,17 @@ func main() {
 	network := flag.String("net", "tcp4", "tcp4, tcp6, udp4 or udp6")
 	addr := flag.String("addr", "127.0.0.1:0", "the address to bind")
 	ready := flag.String("ready", "", "write \"ready\" here once bound")
+	extra := flag.Int("extra", 0, "also open this many loopback listeners on ports of the kernel's choosing")
 	flag.Parse()
+	var keep []net.Listener
+	for range *extra {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		keep = append(keep, l)
+	}
 	var err error
 	if strings.HasPrefix(*network, "udp") {
 		_, err = net.ListenPacket(*network, *addr)
@@ -32,5 +43,6 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	defer runtime.KeepAlive(keep) // held open until killed
 	select {}
 }
