@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/portledger/portledger/internal/flagdoc"
 	"io"
 	"os"
 	"os/signal"
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, help)
-		fs.PrintDefaults()
+		flagdoc.Print(fs.Output(), fs)
 	}
 	var o hub.Options
 	var routes string

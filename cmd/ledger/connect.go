@@ -13,6 +13,7 @@ import (
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/httpapi"
+	"github.com/portledger/portledger/internal/flagdoc"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
 	"github.com/portledger/portledger/watchdog"
@@ -53,17 +54,23 @@ func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *fl
 	fs.SetOutput(e.stderr)
 	c.env, c.fs = e, fs
 	fs.StringVar(&c.data, "data", ledger.DefaultDataDir(e.getenv), "data directory (env LEDGER_DATA)")
-	fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
-	fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
+	if !offline[strings.Fields(name)[0]] {
+		fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
+		fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
+	}
 	if withJSON {
 		fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ledger %s\n\n%s\n\nFlags:\n", synopsis, strings.TrimSpace(help))
-		fs.PrintDefaults()
+		flagdoc.Print(fs.Output(), fs)
 	}
 	return fs
 }
+
+// offline are the subcommands that never speak to a daemon: their help
+// lists no --addr or --token.
+var offline = map[string]bool{"version": true, "replay": true, "completion": true, "fleet": true}
 
 // parse parses args. --help prints the subcommand's help on stdout and
 // returns errHelp, which Run turns into success.

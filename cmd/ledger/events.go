@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/signal"
 	"syscall"
 
@@ -14,17 +15,34 @@ func runEvents(ctx context.Context, e *env, args []string) error {
 	var c common
 	var after string
 	var follow bool
-	fs := newFlags(e, "events", "events [--after ULID] [--follow]", `
-Print events as JSON lines, oldest first: all of them, or those after the
-event --after. With --follow, keep printing new events as they commit (needs
-'ledger serve'); stop with Ctrl-C.`, &c, false)
+	var format string
+	fs := newFlags(e, "events", "events [--after ULID] [--follow] [--format json|text]", `
+Print events, oldest first: all of them, or those after the event --after.
+With --follow, print them and then keep printing new events as they commit
+(needs 'ledger serve'); stop with Ctrl-C. --format json (the default) prints
+one JSON object per line, for scripts; --format text prints one line per
+event for people, as 'ledger history' does.`, &c, false)
 	fs.StringVar(&after, "after", "", "print only events after this event ULID")
-	fs.BoolVar(&follow, "follow", false, "keep printing new events (through the daemon)")
+	fs.BoolVar(&follow, "follow", false, "then keep printing new events (through the daemon)")
+	fs.StringVar(&format, "format", "json", "json (one object per line) or text (one line per event, for people)")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("events takes no arguments, got %q", fs.Args())
+	}
+	var print func(ledger.Event) error
+	switch format {
+	case "json":
+		enc := json.NewEncoder(e.stdout)
+		print = func(ev ledger.Event) error { return enc.Encode(ev) }
+	case "text":
+		print = func(ev ledger.Event) error {
+			_, err := fmt.Fprintf(e.stdout, "%s  %-13s %5d  %s\n", ev.At.Local().Format("2006-01-02 15:04:05.000"), ev.Type.Action(), ev.Port, describe(ev))
+			return err
+		}
+	default:
+		return usagef("--format %q: want json or text", format)
 	}
 	var afterID ulid.ULID
 	if after != "" {
@@ -38,46 +56,51 @@ event --after. With --follow, keep printing new events as they commit (needs
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(e.stdout)
-	if follow {
-		if b.local != nil {
-			// Following in this process would hold the ledger file, and
-			// with it every other ledger command, for as long as it runs.
-			return closeWith(b, ledger.Errorf(ledger.EINVALID, "--follow needs a running daemon (`ledger serve`)"))
-		}
-		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		return closeWith(b, followEvents(ctx, b.events, afterID, enc))
+	if follow && b.local != nil {
+		// Following in this process would hold the ledger file, and
+		// with it every other ledger command, for as long as it runs.
+		return closeWith(b, ledger.Errorf(ledger.EINVALID, "--follow needs a running daemon (`ledger serve`)"))
 	}
 	q := ledger.HistoryQuery{}
 	if !afterID.IsZero() {
 		q.Since = afterID
 	}
 	evs, err := b.History(ctx, q)
-	if err = closeWith(b, err); err != nil {
-		return err
+	if err != nil || !follow {
+		if err = closeWith(b, err); err != nil {
+			return err
+		}
 	}
+	last := afterID
 	for _, ev := range evs {
 		if ev.ID == afterID {
 			continue
 		}
-		if err := enc.Encode(ev); err != nil {
+		if err := print(ev); err != nil {
 			return err
 		}
+		last = ev.ID
 	}
-	return nil
+	if !follow {
+		return nil
+	}
+	// The past is printed; go on from its last event, so nothing committed
+	// meanwhile is missed or printed twice.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return closeWith(b, followEvents(ctx, b.events, last, print))
 }
 
 // followEvents prints every event after after, then each new one as it commits,
 // until ctx ends (nil) or the subscription ends (its error).
-func followEvents(ctx context.Context, src ledger.EventService, after ulid.ULID, enc *json.Encoder) error {
+func followEvents(ctx context.Context, src ledger.EventService, after ulid.ULID, print func(ledger.Event) error) error {
 	sub, err := src.Subscribe(ctx, ledger.SubscribeRequest{After: after})
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
 	for ev := range sub.C() {
-		if err := enc.Encode(ev); err != nil {
+		if err := print(ev); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/flagdoc"
 	"io"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ func runFleet(ctx context.Context, e *env, args []string) error {
 		fs := newFlags(e, "fleet", "fleet", fleetHelp, &c, true)
 		addFleetConnFlags(e, fs, &ff)
 		fs.SetOutput(e.stdout)
-		fs.PrintDefaults()
+		flagdoc.Print(fs.Output(), fs)
 		if len(args) == 0 {
 			return usagef("fleet needs a subcommand: status, who, find, history, usage or hosts")
 		}

@@ -127,11 +127,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	// setup) names this process; a daemon names its callers instead.
 	ctx = ledger.WithActor(ctx, ledger.Actor{Via: ledger.ViaLocal, UID: os.Getuid(), PID: os.Getpid()})
 	if len(args) == 0 {
-		return usageError{msg: "no subcommand given", hint: "Run 'ledger help' for the list."}
+		var b strings.Builder
+		printShortUsage(&b)
+		return usageError{msg: "no subcommand given", hint: strings.TrimRight(b.String(), "\n")}
 	}
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
+		if name == "help" && len(args) > 1 {
+			// `ledger help run` is `ledger run --help`.
+			return Run(ctx, []string{args[1], "--help"}, getenv, stdin, stdout, stderr)
+		}
 		printUsage(stdout)
 		return nil
 	case "-v", "--version":
@@ -148,7 +154,59 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 	}
-	return usageError{msg: fmt.Sprintf("unknown subcommand %q", name), hint: "Run 'ledger help' for the list."}
+	hint := "Run 'ledger help' for the list."
+	if near := nearest(name); near != "" {
+		hint = fmt.Sprintf("Did you mean 'ledger %s'? %s", near, hint)
+	}
+	return usageError{msg: fmt.Sprintf("unknown subcommand %q", name), hint: hint}
+}
+
+// printShortUsage lists the subcommands, for a bare `ledger`.
+func printShortUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: ledger <subcommand> [flags] [args]")
+	fmt.Fprintln(w)
+	for _, sc := range subcommands() {
+		fmt.Fprintf(w, "  %-13s %s\n", sc.name, sc.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'ledger help' for more, 'ledger help <subcommand>' for one subcommand's flags.")
+}
+
+// nearest returns the subcommand a mistyped name most likely meant: the
+// closest by edit distance, at most a third of the name's length away, or
+// one that the name begins; "" when none is close.
+func nearest(name string) string {
+	best, bestD := "", len(name)/3+2 // accept a distance up to len/3+1
+	for _, sc := range subcommands() {
+		if len(name) >= 2 && strings.HasPrefix(sc.name, name) {
+			return sc.name
+		}
+		if d := editDistance(name, sc.name); d < bestD {
+			best, bestD = sc.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func printUsage(w io.Writer) {
