@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/portledger/portledger/internal/testbin"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +152,53 @@ func TestWrapperExitsWhileItsChildListens(t *testing.T) {
 	out, _, _ = run(t, data, "status", "--json")
 	is.NoErr(json.Unmarshal([]byte(out), &st))
 	is.Equal(st.PortManager.AllocatedPorts, 0)
+}
+
+// TestReleaseUnderStrangersSaysWhoListens has the registered process gone
+// while two other processes, neither started by it, listen on the port (one
+// on 127.0.0.1, one on ::1): no heir can be told, so the port is released,
+// and the reason names both listeners.
+func TestReleaseUnderStrangersSaysWhoListens(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback here:", err)
+	} else {
+		ln.Close()
+	}
+	is := is.New(t)
+	data := t.TempDir()
+	out, _, code := run(t, data, "allocate", "--service", "left")
+	is.Equal(code, 0)
+	port := strings.TrimSpace(out)
+	gone := exec.Command("sleep", "60")
+	is.NoErr(gone.Start())
+	_, errOut, code := run(t, data, "register-pid", port, strconv.Itoa(gone.Process.Pid))
+	is.Equal(code, 0)
+	is.Equal(errOut, "")
+	is.NoErr(gone.Process.Kill())
+	_ = gone.Wait()
+
+	dir := t.TempDir()
+	var pids []int
+	for i, addr := range []string{"127.0.0.1:" + port, "[::1]:" + port} {
+		ready := filepath.Join(dir, strconv.Itoa(i))
+		net6 := "tcp4"
+		if i == 1 {
+			net6 = "tcp6"
+		}
+		l := exec.Command(bins.Program(t, "./cmd/ledger/testdata/listenchild"), "-net", net6, "-addr", addr, "-ready", ready)
+		is.NoErr(l.Start())
+		defer func() { l.Process.Kill(); l.Wait() }()
+		testbin.WaitFor(t, "a stranger listens", func() bool {
+			_, err := os.Stat(ready)
+			return err == nil
+		})
+		pids = append(pids, l.Process.Pid)
+	}
+
+	_, _, code = run(t, data, "check")
+	is.Equal(code, 0)
+	out, _, _ = run(t, data, "history", "--port", port, "--json")
+	is.True(strings.Contains(out, "still listened on by"))       // the release says the port is in use
+	is.True(strings.Contains(out, "pid "+strconv.Itoa(pids[0]))) // by whom
+	is.True(strings.Contains(out, "pid "+strconv.Itoa(pids[1])))
 }
