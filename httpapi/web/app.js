@@ -136,9 +136,10 @@ function renderStrip(pm) {
   const n = Math.max(0, Math.min(hi - lo + 1, MAX_CELLS));
   const held = new Map((pm.allocations || []).map((a) => [a.port, a]));
   const foreign = new Map((pm.conflicts || []).map((c) => [c.port, c]));
-  const cols = Math.min(50, Math.max(n, 1)), cell = 14;
-  const rows = Math.ceil(n / cols);
   const svg = $("strip");
+  // About 18 screen pixels a port, between 10 and 50 ports a row.
+  const cols = Math.min(Math.max(10, Math.floor((svg.clientWidth || 900) / 18)), 50, Math.max(n, 1)), cell = 14;
+  const rows = Math.ceil(n / cols);
   svg.setAttribute("viewBox", `0 0 ${cols * cell} ${Math.max(rows, 1) * cell}`);
   const frag = document.createDocumentFragment();
   for (let i = 0; i < n; i++) {
@@ -492,7 +493,10 @@ async function loadUsage() {
   usage.sort((a, b) => b.total_hold_s - a.total_hold_s);
   usage = usage.slice(0, 30);
   const svg = $("usage");
-  const rowH = 22, labelW = 160, width = 800, barW = width - labelW - 10;
+  // The drawing's units are the screen's pixels, so its text stays
+  // readable at phone width.
+  const width = Math.max(300, Math.round(svg.clientWidth || 800));
+  const rowH = 22, labelW = Math.min(160, Math.round(width * 0.35)), barW = width - labelW - 10;
   const max = Math.max(1e-9, ...usage.map((u) => u.total_hold_s));
   svg.setAttribute("viewBox", `0 0 ${width} ${Math.max(usage.length, 1) * rowH + 4}`);
   const frag = document.createDocumentFragment();
@@ -562,7 +566,8 @@ function tenures(events) {
 function renderTimeline(events) {
   const ts = tenures(events);
   const svg = $("timeline");
-  const width = 800, left = 150, rowH = 24, top = 6;
+  const width = Math.max(300, Math.round(svg.clientWidth || 800));
+  const left = Math.min(150, Math.round(width * 0.3)), rowH = 24, top = 6;
   const now = Date.now();
   const lo = ts.length ? ts[0].start : now - 3600e3;
   const span = Math.max(1, now - lo);

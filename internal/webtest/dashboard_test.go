@@ -2,6 +2,7 @@ package webtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/internal/testbin"
@@ -328,4 +330,31 @@ func (d *daemon) do(tb testing.TB, req *http.Request, out any) {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		tb.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
+}
+
+// TestDashboardPhoneWidthAndDarkTheme draws the page as a phone in dark
+// mode would: nothing is wider than the screen (the tables scroll in their
+// own boxes), and the page takes the dark colours.
+func TestDashboardPhoneWidthAndDarkTheme(t *testing.T) {
+	is := is.New(t)
+	d := startDaemon(t, t.TempDir(), "--interval", "1h")
+	d.allocate(t, "a-service-with-a-rather-long-name", "--purpose", "a purpose long enough to need wrapping on a phone")
+	tb := newTab(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+	is.NoErr(err) // ask for the dark theme
+	tb.run(t, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3)))
+	tb.open(t, dashboardURL(t, d))
+	overflow := evalJS[int](t, tb, `document.documentElement.scrollWidth - window.innerWidth`)
+	is.True(overflow <= 0) // no sideways scrolling of the page
+	bg := evalJS[string](t, tb, `getComputedStyle(document.body).backgroundColor`)
+	is.Equal(bg, "rgb(21, 23, 26)") // the dark background
+	if os.Getenv("UPDATE_SCREENSHOT") != "" {
+		png := screenshot(t, tb)
+		out := filepath.Join("..", "..", "docs", "dashboard-phone-dark.png")
+		is.NoErr(os.WriteFile(out, png, 0o644)) // write the phone screenshot
+	}
+	is.Equal(tb.consoleErrors(), []string(nil)) // no console errors
 }
