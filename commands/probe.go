@@ -3,12 +3,12 @@ package commands
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/proc"
 	"net"
 	"os"
 	"strconv"
 
 	"github.com/portledger/portledger/ledger"
-	"github.com/shirou/gopsutil/v3/process"
 )
 
 // ProcessInfo is what the ledger records about the process that holds a port.
@@ -25,10 +25,7 @@ type ProcessInfo struct {
 // LookupProcess reads a live process's start time and command line. It
 // returns an EINVALID error when no such process exists.
 func LookupProcess(pid int) (ProcessInfo, error) {
-	if pid <= 0 || pid > 1<<22 {
-		return ProcessInfo{}, ledger.Errorf(ledger.EINVALID, "pid %d: no such process", pid)
-	}
-	p, err := process.NewProcess(int32(pid))
+	p, err := proc.Open(context.Background(), pid)
 	if err != nil {
 		return ProcessInfo{}, ledger.Errorf(ledger.EINVALID, "pid %d: no such process", pid)
 	}

@@ -2,12 +2,16 @@
 
 package commands
 
-import "github.com/shirou/gopsutil/v3/process"
+import (
+	"context"
+
+	"github.com/portledger/portledger/internal/proc"
+)
 
 // processTraits reads a process's real uid; telling a kernel thread apart
 // needs Linux's /proc, so elsewhere none is found.
 func processTraits(pid int) (uid int, kernelThread bool, err error) {
-	p, err := process.NewProcess(int32(pid))
+	p, err := proc.Open(context.Background(), pid)
 	if err != nil {
 		return -1, false, err
 	}

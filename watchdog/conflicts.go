@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portledger/portledger/internal/proc"
 	"slices"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
-	"github.com/shirou/gopsutil/v3/process"
 )
 
 // conflicts finds listeners inside the managed range on ports that nobody
@@ -119,10 +119,7 @@ func (w *Watchdog) squatter(ls []listener, owner map[uint64]int) (pid int, ok bo
 
 // commandOf returns the command line of pid, shortened, or "" if unknown.
 func commandOf(ctx context.Context, pid int) string {
-	if pid <= 0 {
-		return ""
-	}
-	p, err := process.NewProcessWithContext(ctx, int32(pid))
+	p, err := proc.Open(ctx, pid)
 	if err != nil {
 		return ""
 	}

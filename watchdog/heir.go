@@ -2,9 +2,9 @@ package watchdog
 
 import (
 	"context"
+	"github.com/portledger/portledger/internal/proc"
 	"slices"
 
-	"github.com/shirou/gopsutil/v3/process"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +58,7 @@ func descends(ctx context.Context, pid, ancestor int) bool {
 	}
 	cur := pid
 	for range maxAncestry {
-		p, err := process.NewProcessWithContext(ctx, int32(cur))
+		p, err := proc.Open(ctx, cur)
 		if err != nil {
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portledger/portledger/internal/proc"
 	"slices"
 
 	"github.com/portledger/portledger/ledger"
@@ -34,12 +35,9 @@ func (c processCache) lookup(ctx context.Context, pid int) procInfo {
 // readProcess asks gopsutil about pid. The start time is read with the same
 // call that recorded it (CreateTime), so equal processes give equal values.
 func readProcess(ctx context.Context, pid int) procInfo {
-	if pid <= 0 || pid > 1<<22 {
-		return procInfo{}
-	}
-	p, err := process.NewProcessWithContext(ctx, int32(pid))
+	p, err := proc.Open(ctx, pid)
 	if err != nil {
-		if errors.Is(err, process.ErrorProcessNotRunning) {
+		if errors.Is(err, proc.ErrNoProcess) {
 			return procInfo{}
 		}
 		// The OS would not say (permissions, say): a process we cannot

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/proc"
 	"io"
 	"strings"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/watchdog"
-	"github.com/shirou/gopsutil/v3/process"
 )
 
 // whyAnswer is `ledger why PORT --json`: the OS's view of a port, the
@@ -180,7 +180,7 @@ func describeOwners(ctx context.Context, socks []watchdog.Socket) []whyProcess {
 // left empty.
 func describeProcess(ctx context.Context, pid int) whyProcess {
 	wp := whyProcess{PID: pid}
-	p, err := process.NewProcessWithContext(ctx, int32(pid))
+	p, err := proc.Open(ctx, pid)
 	if err != nil {
 		return wp
 	}
@@ -208,7 +208,7 @@ func descendsFrom(ctx context.Context, pid, ancestor int) bool {
 		if pid <= 1 {
 			return false
 		}
-		p, err := process.NewProcessWithContext(ctx, int32(pid))
+		p, err := proc.Open(ctx, pid)
 		if err != nil {
 			return false
 		}
@@ -280,7 +280,7 @@ func (a *whyAnswer) judge(ctx context.Context) {
 		}
 		a.Verdict = "other_pid"
 		a.Explanation = fmt.Sprintf("allocated to pid %d (%s) but %s listens.", h.PID, h.ServiceName, a.ownersText())
-		if _, err := process.NewProcessWithContext(ctx, int32(h.PID)); err != nil {
+		if _, err := proc.Open(ctx, h.PID); err != nil {
 			a.Explanation += fmt.Sprintf(" Pid %d is gone: the ledger is stale.", h.PID)
 			a.Advice = fmt.Sprintf("Free the stale allocation (ledger release %d), then stop the listener or allocate the port to its service.", a.Port)
 		} else {
