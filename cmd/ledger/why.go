@@ -238,6 +238,9 @@ func (a *whyAnswer) judge(ctx context.Context) {
 		outside = fmt.Sprintf(" Port %d is outside the ledger's range %s: the ledger never hands it out.", a.Port, a.Range)
 	}
 	switch {
+	case h == nil && len(a.Sockets) == 0 && a.Container != nil:
+		a.Verdict = "foreign"
+		a.Explanation = fmt.Sprintf("not allocated by the ledger: docker container %s publishes it (through the firewall: nothing listens on it here).%s", escapeN(a.Container.Name, 100), outside)
 	case h == nil && len(a.Sockets) == 0:
 		a.Verdict = "free"
 		a.Explanation = "free: the ledger holds nothing here and nothing listens." + outside

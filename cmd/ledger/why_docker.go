@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // whyContainer is the docker container behind a docker-proxy that holds a
 // port.
 type whyContainer struct {
-	ProxyPID      int    `json:"proxy_pid"`
+	ProxyPID      int    `json:"proxy_pid,omitempty"` // 0: published without a docker-proxy
 	ContainerIP   string `json:"container_ip,omitempty"`
 	ContainerPort int    `json:"container_port,omitempty"`
 	// DockerAnswered says whether the docker daemon answered on its
@@ -27,6 +28,9 @@ type whyContainer struct {
 }
 
 func (c *whyContainer) describe() string {
+	if c.ProxyPID == 0 {
+		return fmt.Sprintf("%s (docker, image %s) publishes it through the firewall, without a docker-proxy", c.Name, c.Image)
+	}
 	fwd := ""
 	if c.ContainerIP != "" {
 		fwd = fmt.Sprintf(", forwarding to %s", net.JoinHostPort(c.ContainerIP, strconv.Itoa(c.ContainerPort)))
@@ -65,10 +69,25 @@ func dockerBehind(ctx context.Context, getenv func(string) string, port int, pro
 		}
 		break
 	}
+	sock := dockerSocket(getenv)
 	if c == nil {
-		return nil
+		// Without its userland proxy docker publishes a port through the
+		// firewall alone: nothing listens. Ask docker only where its
+		// socket exists, so a machine without docker pays a stat.
+		if _, err := os.Stat(sock); err != nil {
+			return nil
+		}
+		list, err := dockerContainers(ctx, sock)
+		if err != nil {
+			return nil
+		}
+		ct, ok := publishing(list, port, "")
+		if !ok {
+			return nil
+		}
+		return &whyContainer{DockerAnswered: true, Name: strings.TrimPrefix(firstOr(ct.Names, ""), "/"), ID: shortID(ct.ID), Image: ct.Image}
 	}
-	list, err := dockerContainers(ctx, dockerSocket(getenv))
+	list, err := dockerContainers(ctx, sock)
 	if err != nil {
 		return c
 	}
