@@ -64,7 +64,13 @@ lie in the past.`, &c, true)
 			fmt.Fprintf(w, "  %s:%d: %s\n", safe(p.File), p.Line, safe(p.Reason))
 		}
 	}
-	if notes := uniqueProblems(append(slices.Clip(orig.Warnings), res.Skipped...)); len(notes) > 0 {
+	notes := uniqueProblems(append(slices.Clip(orig.Warnings), res.Skipped...))
+	if len(notes) > 0 && res.Imported == 0 && res.Duplicates == len(orig.Events) {
+		// The same files again: their notes were said at the first import.
+		fmt.Fprintf(w, "nothing new: the %d notes of these files were printed when they were imported ('--json' lists them)\n", len(notes))
+		return nil
+	}
+	if len(notes) > 0 {
 		fmt.Fprintf(w, "%d notes:\n", len(notes))
 		for _, p := range notes {
 			fmt.Fprintf(w, "  %s:%d: %s\n", safe(p.File), p.Line, safe(p.Reason))

@@ -77,6 +77,13 @@ func TestImportedHoldsEndWithTheOriginalRecords(t *testing.T) {
 		}
 	}
 	is.True(strings.Contains(out, "end at 2025-10-02")) // the end of the records, said
+	root := writeOldRoot(t)
+	_, _, code = run(t, data, "import", "--from", root)
+	is.Equal(code, 0)
+	again, _, code := run(t, data, "import", "--from", root)
+	is.Equal(code, 0)                               // the same files again
+	is.True(strings.Contains(again, "nothing new")) // say so
+	is.True(!strings.Contains(again, "\n  "))       // without the notes a second time
 
 	tests := []struct {
 		name string
