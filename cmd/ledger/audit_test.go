@@ -108,8 +108,7 @@ func TestImportThroughTheDaemon(t *testing.T) {
 		`{"timestamp": "2025-11-15T14:30:00Z", "action": "allocate", "port": 8000, "service_name": "grace_backend", "started_by": "serve.py", "purpose": "Main Grace API server"}
 {"timestamp": "2025-11-15T16:30:00Z", "action": "release", "port": 8000, "reason": "shutdown"}
 `), 0o600))
-	d, err := startDaemon(context.Background(), data, "", security{WriteGroup: -1}, ledger.Range{}, watchdog.Options{Interval: time.Hour},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	d, err := startDaemon(context.Background(), daemonConfig{Data: data, Security: security{WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	is.NoErr(err) // start the daemon
 	defer d.shutdown()
 

@@ -49,8 +49,7 @@ func recordStatus(t *testing.T, base string) ledger.Status {
 func TestImportAttacksAreRefused(t *testing.T) {
 	is := is.New(t)
 	data := t.TempDir()
-	d, err := startDaemon(context.Background(), data, "127.0.0.1:0", security{Token: recordToken, WriteGroup: -1}, ledger.Range{}, watchdog.Options{Interval: time.Hour},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	d, err := startDaemon(context.Background(), daemonConfig{Data: data, Addr: "127.0.0.1:0", Security: security{Token: recordToken, WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	is.NoErr(err) // start the daemon
 	defer d.shutdown()
 	base := "http://" + d.addrDesc()
@@ -260,12 +259,12 @@ func TestDaemonRefusesABrokenChainUnlessTold(t *testing.T) {
 	is.Equal(rep.Break.EventID, next) // the JSON names it too
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, err = startDaemon(context.Background(), data, "", security{WriteGroup: -1}, ledger.Range{}, watchdog.Options{Interval: time.Hour}, logger, false)
+	_, err = startDaemon(context.Background(), daemonConfig{Data: data, Security: security{WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: logger})
 	is.True(err != nil)                                            // the daemon refuses to start
 	is.True(strings.Contains(err.Error(), "hash chain is broken")) // and says why
 	is.True(strings.Contains(err.Error(), next.String()))          // and where
 
-	d, err := startDaemon(context.Background(), data, "", security{WriteGroup: -1}, ledger.Range{}, watchdog.Options{Interval: time.Hour}, logger, true)
+	d, err := startDaemon(context.Background(), daemonConfig{Data: data, Security: security{WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: logger, AcceptBrokenChain: true})
 	is.NoErr(err) // told, it starts
 	out, _, err = runCLI(t, "history", "--json", "--data", data)
 	is.NoErr(err)
@@ -276,7 +275,7 @@ func TestDaemonRefusesABrokenChainUnlessTold(t *testing.T) {
 	is.True(strings.Contains(out, "accepted break")) // but is still shown
 	is.NoErr(d.shutdown())
 
-	d, err = startDaemon(context.Background(), data, "", security{WriteGroup: -1}, ledger.Range{}, watchdog.Options{Interval: time.Hour}, logger, false)
+	d, err = startDaemon(context.Background(), daemonConfig{Data: data, Security: security{WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: logger})
 	is.NoErr(err) // a later start without the flag works: the break was accepted
 	is.NoErr(d.shutdown())
 }

@@ -145,7 +145,7 @@ the socket may only read. Every event records who wrote it.`, &c, false)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	d, err := startDaemon(ctx, c.data, addr, sec, rng, wopts, logger, *acceptBroken)
+	d, err := startDaemon(ctx, daemonConfig{Data: c.data, Addr: addr, Security: sec, Range: rng, Watchdog: wopts, Logger: logger, AcceptBrokenChain: *acceptBroken})
 	if err != nil {
 		return err
 	}
@@ -215,9 +215,23 @@ func (d *daemon) addrDesc() string {
 	return d.tcp.Addr().String()
 }
 
+// daemonConfig is what `ledger serve` starts a daemon with.
+type daemonConfig struct {
+	Data     string           // the data directory
+	Addr     string           // the TCP address; "": the unix socket only
+	Security security         // token, allowed hosts, write groups
+	Range    ledger.Range     // recorded when it differs; zero: keep the ledger's
+	Watchdog watchdog.Options // the watchdog's interval and thresholds
+	Logger   *slog.Logger
+	// AcceptBrokenChain starts on a log whose hash chain does not hold,
+	// recording the acceptance (--accept-broken-chain).
+	AcceptBrokenChain bool
+}
+
 // startDaemon opens everything and starts serving. On error nothing is left
 // running or open.
-func startDaemon(ctx context.Context, data, addr string, sec security, rng ledger.Range, wopts watchdog.Options, logger *slog.Logger, acceptBroken bool) (_ *daemon, err error) {
+func startDaemon(ctx context.Context, cfg daemonConfig) (_ *daemon, err error) {
+	data, addr, sec, rng, wopts, logger := cfg.Data, cfg.Addr, cfg.Security, cfg.Range, cfg.Watchdog, cfg.Logger
 	layout := ledger.Layout{Dir: data}
 	if err := checkDataDir(data); err != nil {
 		return nil, err
@@ -247,7 +261,7 @@ func startDaemon(ctx context.Context, data, addr string, sec security, rng ledge
 			d.closeAll()
 		}
 	}()
-	if err = checkChainAtStart(log, acceptBroken, logger); err != nil {
+	if err = checkChainAtStart(log, cfg.AcceptBrokenChain, logger); err != nil {
 		return nil, err
 	}
 	metrics := httpapi.NewMetrics(httpapi.MetricsConfig{Version: Version, LogSize: log.Size})
