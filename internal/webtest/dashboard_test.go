@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -357,4 +359,49 @@ func TestDashboardPhoneWidthAndDarkTheme(t *testing.T) {
 		is.NoErr(os.WriteFile(out, png, 0o644)) // write the phone screenshot
 	}
 	is.Equal(tb.consoleErrors(), []string(nil)) // no console errors
+}
+
+// TestDashboardStripShowsHealthAndForeignListeners lets the real watchdog
+// find a service that is alive but does not listen (unhealthy) and a
+// listener the ledger did not hand out (foreign): the strip colours both
+// ports so, and the unhealthy port's page marks the change with its reason.
+func TestDashboardStripShowsHealthAndForeignListeners(t *testing.T) {
+	is := is.New(t)
+	d := startDaemon(t, t.TempDir(), "--interval", "100ms", "--start-grace", "1ms", "--failures", "1")
+	quiet := exec.Command("sleep", "60") // alive, never listening
+	is.NoErr(quiet.Start())
+	t.Cleanup(func() { _ = quiet.Process.Kill(); _ = quiet.Wait() })
+	sick := d.allocate(t, "quiet", "--pid", strconv.Itoa(quiet.Process.Pid))
+	ln, err := net.Listen("tcp", "127.0.0.1:46190") // in webRange, not handed out
+	is.NoErr(err)
+	t.Cleanup(func() { ln.Close() })
+	testbin.WaitFor(t, "the watchdog finds both", func() bool {
+		st := d.status(t, "")
+		unhealthy := false
+		for _, a := range st.PortManager.Allocations {
+			unhealthy = unhealthy || a.Port == sick && a.HealthStatus == ledger.HealthUnhealthy
+		}
+		foreign := false
+		for _, c := range st.PortManager.Conflicts {
+			foreign = foreign || c.Port == 46190
+		}
+		return unhealthy && foreign
+	})
+
+	tb := newTab(t, 60*time.Second)
+	tb.open(t, dashboardURL(t, d))
+	class := func(port int) string {
+		return evalJS[string](t, tb, fmt.Sprintf(`document.querySelector('#strip rect[data-port="%d"]').getAttribute("class")`, port))
+	}
+	is.Equal(class(sick), "unhealthy") // the strip shows the unhealthy holder
+	is.Equal(class(46190), "foreign")  // and the foreign listener
+	is.Equal(class(46191), "free")     // and a free port
+
+	tb.run(t, "open the port's page", chromedp.Navigate(d.base+"/#/port/"+strconv.Itoa(sick)))
+	tb.waitJS(t, "the port page is drawn", `document.body.dataset.port === "`+strconv.Itoa(sick)+`"`, 5*time.Second)
+	marks := evalJS[[]string](t, tb, `[...document.querySelectorAll("#timeline circle.unhealthy title")].map(t => t.textContent)`)
+	is.True(len(marks) >= 1)                                       // the health change is marked
+	is.True(strings.Contains(marks[0], "→ unhealthy"))             // with the state
+	is.True(strings.Contains(marks[0], "nothing listens on port")) // and the watchdog's reason
+	is.Equal(tb.consoleErrors(), []string(nil))                    // no console errors
 }
