@@ -105,6 +105,8 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// Writes over TCP need a token: the in-process daemon gets one.
+		*token = loadToken
 		url, stop, err := startDaemon(r, *noChain)
 		if err != nil {
 			return err
@@ -224,6 +226,9 @@ func drive(ctx context.Context, c *httpapi.Client, service, op string) result {
 	return r
 }
 
+// loadToken is the in-process daemon's token: writes over TCP need one.
+const loadToken = "ledger-load"
+
 // startDaemon runs the daemon's parts in this process on a temp directory
 // and returns the API's base URL.
 func startDaemon(r ledger.Range, noChain bool) (string, func(), error) {
@@ -255,7 +260,7 @@ func startDaemon(r ledger.Range, noChain bool) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpapi.Config{Service: svc, Events: svc, Metrics: metrics}))
+	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpapi.Config{Service: svc, Events: svc, Metrics: metrics, Token: loadToken}))
 	go srv.Serve(ln)
 	stop := func() {
 		srv.Shutdown(context.Background())
