@@ -49,8 +49,10 @@ func scenario() [][]ledger.Event {
 			ServiceName: "remote", StartedBy: "ci", Purpose: "Fernzugriff – ünï 😀 \u2028 <&> \\ \x01", Lease: 90 * time.Second}}},
 		// 2025-11-16 from here on.
 		{{Type: ledger.EventReleased, Port: 8000, Released: &ledger.Released{
-			Reason: "shutdown", ReleasedBy: "serve.py", DurationMS: 12345, RequestCount: 120, ErrorCount: 3}}},
-		{{Type: ledger.EventRangeChanged, RangeChanged: &ledger.RangeChanged{From: ledger.DefaultRange, To: ledger.Range{Lo: 8000, Hi: 8200}}}},
+			Reason: "shutdown", ReleasedBy: "serve.py", DurationMS: 12345, RequestCount: 120, ErrorCount: 3},
+			Actor: &ledger.Actor{Via: ledger.ViaSocket, UID: 1000, PID: 4242}}},
+		{{Type: ledger.EventRangeChanged, RangeChanged: &ledger.RangeChanged{From: ledger.DefaultRange, To: ledger.Range{Lo: 8000, Hi: 8200}},
+			Actor: &ledger.Actor{Via: ledger.ViaTCP, UID: -1, Token: "default"}}},
 		{{Type: ledger.EventReleased, Port: 8001, Released: &ledger.Released{Reason: "dead", ReleasedBy: "watchdog", DurationMS: 60000}}},
 		{{Type: ledger.EventPIDRegistered, Port: 9999, PIDRegistered: &ledger.PIDRegistered{PID: 5}}},
 		{{Type: ledger.EventAllocated, Port: 8003, Allocated: &ledger.Allocated{ServiceName: "old", StartedBy: "import"},

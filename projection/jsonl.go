@@ -22,7 +22,8 @@ import (
 // The fields, in this order: timestamp, action, port, service_name,
 // started_by, purpose (from the event for allocations, else from the
 // allocation that held the port before the event, and absent when nobody
-// did), event_id, then the event's payload. Strings that the event leaves
+// did), event_id, then the event's payload, then the import source and the
+// actor ({"via", "uid", "pid", "token"}, what is known of who wrote it). Strings that the event leaves
 // empty are left out; the counts of stats and releases, the probe results
 // of health changes and duration_s of releases are always there. The same
 // event and the same holder always give the same bytes.
@@ -121,6 +122,16 @@ func appendJSONL(b []byte, e ledger.Event, held *ledger.Allocation) []byte {
 	if e.Imported != nil {
 		b = appendStringField(b, "imported_from", e.Imported.File)
 		b = appendIntField(b, "imported_line", int64(e.Imported.Line))
+	}
+	if a := e.Actor; a != nil {
+		b = append(appendKey(b, "actor"), `{"via": `...)
+		b = appendPyString(b, string(a.Via))
+		if a.UID >= 0 {
+			b = appendIntField(b, "uid", int64(a.UID))
+		}
+		b = appendNonZeroInt(b, "pid", int64(a.PID))
+		b = appendNonEmpty(b, "token", a.Token)
+		b = append(b, '}')
 	}
 	return append(b, "}\n"...)
 }

@@ -23,8 +23,8 @@ var wantLines = []string{
 	`{"timestamp": "2025-11-15T23:59:30.000Z", "action": "conflict", "port": 8050, "event_id": "%s", "pid": 999, "command": "nc -l 8050"}`,
 	`{"timestamp": "2025-11-15T23:59:45.000Z", "action": "allocate", "port": 8002, "service_name": "remote", "started_by": "ci", "purpose": "Fernzugriff \u2013 \u00fcn\u00ef \ud83d\ude00 \u2028 <&> \\ \u0001", "event_id": "%s", "lease_s": 90.0}`,
 	// allocations_20251116.jsonl
-	`{"timestamp": "2025-11-16T00:00:00.000Z", "action": "release", "port": 8000, "service_name": "grace_backend", "started_by": "serve.py", "purpose": "Main Grace API server", "event_id": "%s", "reason": "shutdown", "released_by": "serve.py", "duration_s": 12.345, "request_count": 120, "error_count": 3}`,
-	`{"timestamp": "2025-11-16T00:00:15.000Z", "action": "range", "port": 0, "event_id": "%s", "from": "8000-8100", "to": "8000-8200"}`,
+	`{"timestamp": "2025-11-16T00:00:00.000Z", "action": "release", "port": 8000, "service_name": "grace_backend", "started_by": "serve.py", "purpose": "Main Grace API server", "event_id": "%s", "reason": "shutdown", "released_by": "serve.py", "duration_s": 12.345, "request_count": 120, "error_count": 3, "actor": {"via": "socket", "uid": 1000, "pid": 4242}}`,
+	`{"timestamp": "2025-11-16T00:00:15.000Z", "action": "range", "port": 0, "event_id": "%s", "from": "8000-8100", "to": "8000-8200", "actor": {"via": "tcp", "token": "default"}}`,
 	`{"timestamp": "2025-11-16T00:00:30.000Z", "action": "release", "port": 8001, "service_name": "learning", "started_by": "serve.py", "purpose": "Learning-only", "event_id": "%s", "reason": "dead", "released_by": "watchdog", "duration_s": 60.0, "request_count": 0, "error_count": 0}`,
 	`{"timestamp": "2025-11-16T00:00:45.000Z", "action": "register_pid", "port": 9999, "event_id": "%s", "pid": 5}`,
 	`{"timestamp": "2025-11-16T00:01:00.000Z", "action": "allocate", "port": 8003, "service_name": "old", "started_by": "import", "purpose": "", "event_id": "%s", "imported_from": "allocations_20251114.jsonl", "imported_line": 3}`,
