@@ -29,6 +29,7 @@ func seedLedger(t *testing.T, data string) {
 // with a clear error (exit 1, `ledger: ...`), never panic, and never write
 // to it: its bytes stay as they were.
 func TestCorruptLedgerRefused(t *testing.T) {
+	t.Parallel() // its own data directories; it mounts nothing
 	const page = 4096
 	tests := []struct {
 		name   string

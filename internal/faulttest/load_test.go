@@ -20,6 +20,7 @@ import (
 // daemon cuts them off (its ReadHeaderTimeout is 5 s). Meanwhile another
 // client keeps getting answers. Its latencies are logged, not asserted.
 func TestSlowClients(t *testing.T) {
+	t.Parallel() // its own daemon and data directory; only latencies are logged
 	if testing.Short() {
 		t.Skip("takes about 12 s")
 	}
@@ -93,6 +94,7 @@ func TestSlowClients(t *testing.T) {
 // the subscribers (the target is within 2x) but asserts no timing: a timed
 // assertion fails on a loaded machine, not on a slow daemon.
 func TestThousandSubscribers(t *testing.T) {
+	t.Parallel() // its own daemon and data directory; only latencies are logged
 	if testing.Short() {
 		t.Skip("opens 1,000 connections")
 	}

@@ -15,6 +15,7 @@ import (
 // at start, byte for byte as they were, and never rewrites the log from
 // them: the log's events are the same before and after.
 func TestDamagedProjectionsRebuiltOnStart(t *testing.T) {
+	t.Parallel() // its own data directories; it mounts nothing
 	data := t.TempDir()
 	seedLedger(t, data)
 	layout := ledger.Layout{Dir: data}
