@@ -20,7 +20,7 @@ import (
 const (
 	DefaultBatch         = 1024                   // events per round of publishing
 	DefaultSnapshotEvery = 1000                   // events between two snapshots of a host
-	DefaultSnapshotAge   = time.Minute            // a host with new events gets a snapshot at least this often
+	DefaultSnapshotAge   = time.Hour              // a host with new events gets a snapshot at least this often
 	DefaultSaveEvery     = 100 * time.Millisecond // the cursor is written to the ledger at most this often
 	DefaultPoll          = 50 * time.Millisecond  // how often an idle publisher looks at the log without a Notify
 	DefaultAckTimeout    = 5 * time.Second

@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
+	"golang.org/x/sync/errgroup"
 )
 
 // Reader answers fleet-wide questions: the live view from the buckets, the
@@ -42,7 +43,8 @@ func NewReader(nc *nats.Conn, now func() time.Time) (*Reader, error) {
 
 // clockSkew is how far a host's clock may be ahead of the hub's: reads by
 // time start this much earlier on the stream, whose times are the hub's.
-const clockSkew = time.Minute
+// Hosts and hubs kept by NTP are well within it.
+const clockSkew = 5 * time.Second
 
 // live reads every allocation and heartbeat of the buckets.
 func (r *Reader) live(ctx context.Context) (map[string][]ledger.Allocation, map[string]Heartbeat, error) {
@@ -208,16 +210,29 @@ func (r *Reader) statusAt(ctx context.Context, at ulid.ULID) (ledger.FleetView, 
 	if err != nil {
 		return ledger.FleetView{}, err
 	}
+	// The hosts are folded side by side: most of a fold is waiting for the
+	// server to find a host's messages among the others'.
+	hosts := make([]ledger.FleetHost, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, h := range names {
+		g.Go(func() error {
+			reg, asOf, _, err := r.stateAt(gctx, bounds, h, at)
+			if err != nil {
+				return err
+			}
+			hosts[i] = ledger.FleetHost{Host: h, AsOf: asOf, Range: reg.Range.String(), Allocations: reg.Allocations()}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return ledger.FleetView{}, err
+	}
 	st := ledger.FleetView{At: ledger.IDTime(at), Hosts: []ledger.FleetHost{}}
-	for _, h := range names {
-		reg, asOf, _, err := r.stateAt(ctx, bounds, h, at)
-		if err != nil {
-			return ledger.FleetView{}, err
+	for _, fh := range hosts {
+		if fh.AsOf != (ulid.ULID{}) { // hosts without events yet are left out
+			st.Hosts = append(st.Hosts, fh)
 		}
-		if asOf.IsZero() {
-			continue // the host had no events yet
-		}
-		st.Hosts = append(st.Hosts, ledger.FleetHost{Host: h, AsOf: asOf, Range: reg.Range.String(), Allocations: reg.Allocations()})
 	}
 	return st, nil
 }
@@ -238,38 +253,58 @@ func (r *Reader) streamBounds(ctx context.Context) (bounds, error) {
 
 // seqAt returns the stream sequence and ID of host's last event with an ID
 // at or before at (0 when none). A host's events are on the stream in log
-// order, so this is a binary search over the stream by the events' own
-// IDs; the stream's times (the hub's clock, and later than the events'
-// when a backlog drained) are not used.
+// order, so this is a search over the stream by the events' own IDs; the
+// stream's times (the hub's clock, later than the events' when a backlog
+// drained) only give it a place to start: every host event stored before
+// at's time less clockSkew is at or before at. From there it gallops
+// forward (1, 2, 4, ... messages) and then halves, so the cost grows with
+// the log of how far the events around the moment are from that start.
 func (r *Reader) seqAt(ctx context.Context, b bounds, host string, at ulid.ULID) (uint64, ulid.ULID, error) {
 	subj := HostEvents(host)
-	// The smallest s in [first, last+1] whose next host event is after at
-	// (or absent); the host event just before s is the answer, and it is
-	// the last probe that was not after at.
-	lo, hi := b.first, b.last+1
-	if lo == 0 {
-		lo = 1
-	}
+	lo, hi := max(b.first, 1), b.last+1
 	var seq uint64
 	var id ulid.ULID
+	gallop := false
+	t := ledger.IDTime(at).Add(-clockSkew)
+	if m, err := directGet(ctx, r.nc, directRequest{NextFor: subj, StartTime: &t}); err == nil {
+		mid, ok := eventID(m.Header)
+		if !ok {
+			return 0, ulid.ULID{}, fmt.Errorf("stream message %d has no event ID", m.Seq)
+		}
+		if mid.Compare(at) > 0 {
+			hi = m.Seq // the answer is before the start: halve below it
+		} else {
+			lo, seq, id, gallop = m.Seq+1, m.Seq, mid, true
+		}
+	} else if !errors.Is(err, errNoMsg) {
+		return 0, ulid.ULID{}, err
+	}
+	// Search the smallest s in [lo, hi] whose next host event is after at
+	// (or absent); the host event just before s is the answer, and it is
+	// the last probe that was not after at.
+	step := uint64(1)
 	for lo < hi {
-		mid := lo + (hi-lo)/2
-		m, err := nextFrom(ctx, r.nc, subj, mid)
+		probe := lo + (hi-lo)/2
+		if gallop {
+			probe = min(lo+step-1, hi-1)
+		}
+		m, err := nextFrom(ctx, r.nc, subj, probe)
 		if errors.Is(err, errNoMsg) {
-			hi = mid
+			hi, gallop = probe, false
 			continue
 		}
 		if err != nil {
-			return 0, ulid.Zero, err
+			return 0, ulid.ULID{}, err
 		}
-		mid2, ok := eventID(m.Header)
+		mid, ok := eventID(m.Header)
 		if !ok {
-			return 0, ulid.Zero, fmt.Errorf("stream message %d has no event ID", m.Seq)
+			return 0, ulid.ULID{}, fmt.Errorf("stream message %d has no event ID", m.Seq)
 		}
-		if mid2.Compare(at) > 0 {
-			hi = mid
+		if mid.Compare(at) > 0 {
+			hi, gallop = probe, false
 		} else {
-			lo, seq, id = m.Seq+1, m.Seq, mid2
+			lo, seq, id = m.Seq+1, m.Seq, mid
+			step *= 2
 		}
 	}
 	return seq, id, nil
