@@ -30,7 +30,9 @@ func TestFleetOverREST(t *testing.T) {
 	b.allocate(t, "api")
 	a.waitCaughtUp(t, 5*time.Second)
 	b.waitCaughtUp(t, 5*time.Second)
-	at := ledger.UntilID(time.Now())
+	time.Sleep(2 * time.Millisecond)
+	at := ledger.UntilID(time.Now()) // a moment between the allocation and the release
+	time.Sleep(2 * time.Millisecond)
 	a.release(t, port, "done")
 	a.waitCaughtUp(t, 5*time.Second)
 	r, _ := reader(t, h.ClientURL())
