@@ -222,7 +222,7 @@ func TestRegisterPIDRecordsStartTime(t *testing.T) {
 	l := MustOpen(t, commands.Config{})
 	a, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "api"})
 	is.NoErr(err)
-	pid := sleeper(t)
+	pid := ledgertest.Sleeper(t)
 	a, err = l.RegisterPID(ctx, a.Port, pid)
 	is.NoErr(err)                  // register a live PID
 	is.Equal(a.PID, pid)           // recorded
@@ -311,7 +311,7 @@ func TestHistoryByServiceAndPort(t *testing.T) {
 	is.NoErr(err)
 	b, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "remote"})
 	is.NoErr(err)
-	_, err = l.RegisterPID(ctx, a.Port, sleeper(t))
+	_, err = l.RegisterPID(ctx, a.Port, ledgertest.Sleeper(t))
 	is.NoErr(err)
 	_, err = l.Release(ctx, ledger.ReleaseRequest{Port: a.Port})
 	is.NoErr(err)

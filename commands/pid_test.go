@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -79,8 +80,8 @@ func TestPIDsThatCannotBeAServiceAreRefused(t *testing.T) {
 	}{
 		{"a kernel thread", bg, kernelThread, ledger.EINVALID},
 		{"the ledger's own process", bg, func(*testing.T) int { return os.Getpid() }, ledger.EINVALID},
-		{"another user's process, caller not root", asUser(4242), func(t *testing.T) int { return sleeper(t) }, ledger.EFORBIDDEN},
-		{"root's process named by nobody", asUser(65534), func(t *testing.T) int { return sleeper(t) }, ledger.EFORBIDDEN},
+		{"another user's process, caller not root", asUser(4242), func(t *testing.T) int { return ledgertest.Sleeper(t) }, ledger.EFORBIDDEN},
+		{"root's process named by nobody", asUser(65534), func(t *testing.T) int { return ledgertest.Sleeper(t) }, ledger.EFORBIDDEN},
 	}
 	for _, tt := range tests {
 		for _, via := range []string{"register-pid", "allocate"} {

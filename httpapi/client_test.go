@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net"
 	"net/http"
 	"os"
@@ -76,7 +77,7 @@ func TestClientRoundTrip(t *testing.T) {
 	is.NoErr(err)                    // allocation
 	is.True(sameJSON(t, got, local)) // same as local
 
-	pid := sleeper(t)
+	pid := ledgertest.Sleeper(t)
 	a, err = c.RegisterPID(ctx, a.Port, pid)
 	is.NoErr(err)                  // register pid
 	is.Equal(a.PID, pid)           // recorded

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net/http"
 	"os"
 	"strconv"
@@ -131,7 +132,7 @@ func TestAllocationLifecycle(t *testing.T) {
 	is.Equal(len(list), 1) // only the worker
 	checkAllocationJSON(t, list[0].(map[string]any), other)
 
-	pid := sleeper(t)
+	pid := ledgertest.Sleeper(t)
 	status, m = e.call(t, "POST", fmt.Sprintf("/api/ports/allocations/%d/pid", port), fmt.Sprintf(`{"pid":%d}`, pid), "")
 	is.Equal(status, http.StatusOK)    // register pid
 	is.Equal(m["pid"], float64(pid))   // answers the allocation with the pid

@@ -3,6 +3,7 @@ package watchdog_test
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -28,7 +29,7 @@ func benchLedger(b *testing.B, lo, n, withURL int) *watchdog.Watchdog {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	b.Cleanup(srv.Close)
 
-	pid := sleeper(b)
+	pid := ledgertest.Sleeper(b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed error

@@ -3,6 +3,7 @@ package watchdog_test
 import (
 	"context"
 	"fmt"
+	"github.com/portledger/portledger/internal/ledgertest"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -30,7 +31,7 @@ func TestManyEndpointsInOneSweep(t *testing.T) {
 	svc := mustLedger(t, ledger.Range{Lo: 23300, Hi: 23399}, commands.Config{})
 	const n = 80
 	wantBad := map[int]bool{}
-	pid := sleeper(t)
+	pid := ledgertest.Sleeper(t)
 	for i := range n {
 		url := good.URL
 		if i%2 == 1 {

@@ -1,11 +1,12 @@
 // Package ledgertest is the test kit shared by the tests of every package,
 // in the spirit of bbolt's internal/btesting: a log opener that checks the
-// file when the test ends, a stepped clock, and a checker of a ledger file
-// left by a daemon. Every helper takes a testing.TB, calls tb.Helper and
+// file when the test ends, a stepped clock, a checker of a ledger file left
+// by a daemon, and a live process to register. Every helper takes a testing.TB, calls tb.Helper and
 // fails the test itself, so a test reads as what it checks.
 package ledgertest
 
 import (
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -59,6 +60,22 @@ func CheckLog(tb testing.TB, data string) uint64 {
 		tb.Fatalf("count events: %v", err)
 	}
 	return n
+}
+
+// Sleeper starts a process that is not the test's own (the ledger refuses
+// its own pid), for tests that register a live pid, and returns its pid; the
+// process is killed and reaped when the test ends.
+func Sleeper(tb testing.TB) int {
+	tb.Helper()
+	cmd := exec.Command("sleep", "300")
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start sleep: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd.Process.Pid
 }
 
 // Clock is a clock that a test sets and steps by hand; the log and the

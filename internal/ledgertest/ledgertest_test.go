@@ -1,6 +1,8 @@
 package ledgertest_test
 
 import (
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,4 +45,12 @@ func TestCheckLog(t *testing.T) {
 	is.NoErr(err) // append
 	is.NoErr(l.Close())
 	is.Equal(ledgertest.CheckLog(t, data), uint64(1)) // the checker counts what the file holds
+}
+
+func TestSleeper(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	pid := ledgertest.Sleeper(t)
+	is.True(pid != os.Getpid())    // not this process
+	is.NoErr(syscall.Kill(pid, 0)) // alive while the test runs
 }
