@@ -134,6 +134,9 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		return err
 	}
 	port := a.Port
+	if !o.quiet {
+		noteEnvRange(c, port)
+	}
 	// release frees the port and returns what became of it, for the last
 	// line: "released port N", or why it was not.
 	release := func(reason string) string {
