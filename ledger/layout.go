@@ -1,6 +1,9 @@
 package ledger
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"runtime"
+)
 
 // Layout names the files under a data directory. The paths keep the original
 // port manager's, so existing tools still find port_registry.json and the
@@ -27,19 +30,42 @@ func (l Layout) Token() string { return filepath.Join(l.Dir, "token") }
 // Socket returns the path of the daemon's unix socket.
 func (l Layout) Socket() string { return filepath.Join(l.Dir, "ledger.sock") }
 
-// DefaultDataDir returns $LEDGER_DATA, else $XDG_STATE_HOME/portledger, else
-// $HOME/.local/state/portledger, reading the environment through getenv
-// (os.Getenv in the binary), so that the domain never reads the process's
-// environment itself.
+// DefaultDataDir returns $LEDGER_DATA, else the platform's place for a
+// program's own data (see DataDirFor), reading the environment through
+// getenv (os.Getenv in the binary), so that the domain never reads the
+// process's environment itself.
 func DefaultDataDir(getenv func(string) string) string {
+	return DataDirFor(runtime.GOOS, getenv)
+}
+
+// DataDirFor is DefaultDataDir on the system goos: $LEDGER_DATA, else
+//   - windows: %LOCALAPPDATA%\portledger
+//   - darwin: $HOME/Library/Application Support/portledger
+//   - others: $XDG_STATE_HOME/portledger, else $HOME/.local/state/portledger
+//
+// and "portledger" (in the working directory) when the variables it needs
+// are unset. It is one function for every system so that each one's rule is
+// tested on any of them.
+func DataDirFor(goos string, getenv func(string) string) string {
 	if d := getenv("LEDGER_DATA"); d != "" {
 		return d
 	}
-	if d := getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "portledger")
-	}
-	if h := getenv("HOME"); h != "" {
-		return filepath.Join(h, ".local", "state", "portledger")
+	switch goos {
+	case "windows":
+		if d := getenv("LOCALAPPDATA"); d != "" {
+			return filepath.Join(d, "portledger")
+		}
+	case "darwin", "ios":
+		if h := getenv("HOME"); h != "" {
+			return filepath.Join(h, "Library", "Application Support", "portledger")
+		}
+	default:
+		if d := getenv("XDG_STATE_HOME"); d != "" {
+			return filepath.Join(d, "portledger")
+		}
+		if h := getenv("HOME"); h != "" {
+			return filepath.Join(h, ".local", "state", "portledger")
+		}
 	}
 	return "portledger"
 }

@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
@@ -89,13 +87,6 @@ func benchLedger(b *testing.B, lo, n, withURL int) *watchdog.Watchdog {
 		b.Fatalf("states did not settle: %v", count)
 	}
 	return w
-}
-
-// cpuTime is the CPU time (user + system) this process has used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchSweep(b *testing.B, w *watchdog.Watchdog) {

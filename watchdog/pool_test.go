@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,7 +77,7 @@ func TestZombieCountsAsDead(t *testing.T) {
 	is.NoErr(err)
 	is.True(res.Ports[0].Alive) // alive before the kill
 
-	is.NoErr(syscall.Kill(pid, syscall.SIGKILL)) // no Wait: the child stays a zombie
+	is.NoErr(child.Process.Kill()) // no Wait: the child stays a zombie
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		p, err := process.NewProcess(int32(pid))

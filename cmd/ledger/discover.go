@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/portledger/portledger/httpapi"
@@ -61,13 +60,7 @@ func checkPrivate(dir string) error {
 	if !info.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to uid %d, not to us", dir, st.Uid)
-	}
-	if info.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s can be written by others (mode %v)", dir, info.Mode().Perm())
-	}
-	return nil
+	return checkOwner(dir, info)
 }
 
 // announce writes a's file in dir and returns the function that removes it.
@@ -116,7 +109,7 @@ func liveDaemons(ctx context.Context, dir, token string) []announcement {
 		if json.Unmarshal(body, &a) != nil || a.PID <= 0 || a.Socket == "" {
 			continue
 		}
-		if err := syscall.Kill(a.PID, 0); errors.Is(err, syscall.ESRCH) {
+		if processGone(a.PID) {
 			os.Remove(path) // a daemon that was killed
 			continue
 		}

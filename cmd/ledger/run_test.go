@@ -42,7 +42,7 @@ func runBinaries(t *testing.T) (ledgerPath, childPath string) {
 func runCmd(t *testing.T, data string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := bins.Command(t, data, runRange, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownProcessGroup(cmd)
 	return cmd
 }
 
@@ -83,7 +83,7 @@ func startRun(t *testing.T, data string, runArgs []string, childArgs ...string) 
 		select {
 		case <-r.done:
 		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			killGroup(cmd.Process.Pid)
 			<-r.done
 		}
 	})
@@ -542,7 +542,7 @@ func TestRunKilledLeavesTheChildToTheWatchdog(t *testing.T) {
 	is.True(ok)             // still allocated
 	is.Equal(a.PID, in.PID) // to the child
 
-	is.NoErr(syscall.Kill(in.PID, syscall.SIGKILL))
+	is.NoErr(killPID(in.PID))
 	waitUntil(t, nil, func() bool {
 		_, ok := allocationOf(t, data, port)
 		return !ok
@@ -562,4 +562,13 @@ func allocationOf(t *testing.T, data string, port int) (ledger.Allocation, bool)
 		}
 	}
 	return ledger.Allocation{}, false
+}
+
+// killPID kills the process pid, on every system.
+func killPID(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
 }

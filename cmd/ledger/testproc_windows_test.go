@@ -1,0 +1,19 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// ownProcessGroup starts cmd in a console process group of its own.
+func ownProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP}
+}
+
+// killGroup kills pid; Windows has no process group to kill at once.
+func killGroup(pid int) {
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Kill()
+	}
+}
