@@ -4,8 +4,6 @@ import (
 	"context"
 	"github.com/portledger/portledger/internal/proc"
 	"slices"
-
-	"golang.org/x/sys/unix"
 )
 
 // listenerPIDs returns the distinct, known owners of a port's sockets.
@@ -50,10 +48,7 @@ func descends(ctx context.Context, pid, ancestor int) bool {
 	if pid <= 0 || ancestor <= 1 || pid == ancestor {
 		return false
 	}
-	if pg, err := unix.Getpgid(pid); err == nil && pg == ancestor {
-		return true
-	}
-	if sid, err := unix.Getsid(pid); err == nil && sid == ancestor {
+	if ledBy(pid, ancestor) {
 		return true
 	}
 	cur := pid

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/matryer/is"
@@ -111,7 +110,7 @@ func TestWrapperExitsWhileItsChildListens(t *testing.T) {
 	script := fmt.Sprintf(`%q -addr 127.0.0.1:%s -ready %q & echo $!; while [ ! -f %q ]; do sleep 0.05; done; exit 0`,
 		bins.Program(t, "./cmd/ledger/testdata/listenchild"), port, ready, goOn)
 	wrapper := exec.Command("bash", "-c", script)
-	wrapper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as a shell's job control starts it
+	ownProcessGroup(wrapper) // as a shell's job control starts it
 	stdout, err := wrapper.StdoutPipe()
 	is.NoErr(err)
 	is.NoErr(wrapper.Start())
@@ -119,7 +118,7 @@ func TestWrapperExitsWhileItsChildListens(t *testing.T) {
 	is.NoErr(err) // the server's pid
 	server, err := strconv.Atoi(strings.TrimSpace(line))
 	is.NoErr(err)
-	defer syscall.Kill(server, syscall.SIGKILL)
+	defer killPID(server)
 	testbin.WaitFor(t, "the server listens", func() bool {
 		_, err := os.Stat(ready)
 		return err == nil
@@ -144,8 +143,8 @@ func TestWrapperExitsWhileItsChildListens(t *testing.T) {
 	is.True(strings.Contains(out, "exited; pid "+strconv.Itoa(server)))      // the event says so
 	is.True(strings.Contains(out, "a descendant of the registered process")) // and why the server is the service's
 
-	is.NoErr(syscall.Kill(server, syscall.SIGKILL))
-	testbin.WaitFor(t, "the server is gone", func() bool { return syscall.Kill(server, 0) != nil })
+	is.NoErr(killPID(server))
+	testbin.WaitFor(t, "the server is gone", func() bool { return processGone(server) })
 	out, _, code = run(t, data, "check")
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, "process "+strconv.Itoa(server)+" exited")) // now released, with the reason
