@@ -60,7 +60,13 @@ func checkPrivate(dir string) error {
 	if !info.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	return checkOwner(dir, info)
+	if uid, ok := fileUID(info); ok && uid != os.Getuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to us", dir, uid)
+	}
+	if permBits && info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s can be written by others (mode %v)", dir, info.Mode().Perm())
+	}
+	return nil
 }
 
 // announce writes a's file in dir and returns the function that removes it.

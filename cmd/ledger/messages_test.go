@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,7 +65,7 @@ func TestRunSaysWhenItsReleaseFailed(t *testing.T) {
 	_, errOut, code := testbin.Run(t, runCmd(t, data, "release", child.Port, "--force"))
 	is.Equal(code, 0) // freed by someone else
 	is.Equal(errOut, "")
-	is.NoErr(syscall.Kill(child.PID, syscall.SIGTERM))
+	is.NoErr(terminatePID(child.PID))
 	r.wait(t)
 	stderr := r.stderr.String()
 	is.True(!strings.Contains(stderr, "ledger: released port"))    // no false claim

@@ -4,22 +4,23 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"syscall"
 )
 
-// checkOwner checks that dir (info is its Lstat) belongs to this user and
-// that nobody else can write in it.
-func checkOwner(dir string, info fs.FileInfo) error {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to uid %d, not to us", dir, st.Uid)
+// permBits says that mode bits tell who may read and write a file.
+const permBits = true
+
+// oNoFollow makes an open fail on a symbolic link.
+const oNoFollow = syscall.O_NOFOLLOW
+
+// fileUID returns the uid that owns fi.
+func fileUID(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
 	}
-	if info.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s can be written by others (mode %v)", dir, info.Mode().Perm())
-	}
-	return nil
+	return int(st.Uid), true
 }
 
 // processGone reports whether no process has pid.

@@ -12,3 +12,6 @@ func ownProcessGroup(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Set
 
 // killGroup kills the process group that ownProcessGroup made for pid.
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+// terminatePID sends pid SIGTERM.
+func terminatePID(pid int) error { return syscall.Kill(pid, syscall.SIGTERM) }

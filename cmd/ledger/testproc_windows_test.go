@@ -17,3 +17,12 @@ func killGroup(pid int) {
 		_ = p.Kill()
 	}
 }
+
+// terminatePID ends pid: Windows has no SIGTERM to send.
+func terminatePID(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/portledger/portledger/ledger"
 )
@@ -29,11 +28,11 @@ func checkDataDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("data directory %s is not a directory", dir)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+	if uid, ok := fileUID(fi); ok && uid != os.Getuid() {
 		return fmt.Errorf("data directory %s is owned by uid %d, not by you (uid %d): use a directory of your own (--data or LEDGER_DATA), or `chown %d %s`",
-			dir, st.Uid, os.Getuid(), os.Getuid(), dir)
+			dir, uid, os.Getuid(), os.Getuid(), dir)
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+	if perm := fi.Mode().Perm(); permBits && perm&0o022 != 0 {
 		return fmt.Errorf("data directory %s may be written by other users (mode %04o): `chmod 700 %s` (or `chmod go-w %s`)", dir, perm, dir, dir)
 	}
 	return nil
@@ -42,7 +41,7 @@ func checkDataDir(dir string) error {
 // readToken reads the daemon's token file, refusing one that is a link,
 // not this user's, or readable by others.
 func readToken(path string) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return "", err
 	}
@@ -54,10 +53,10 @@ func readToken(path string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("token file %s is not a regular file", path)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return "", fmt.Errorf("token file %s is owned by uid %d, not by you (uid %d)", path, st.Uid, os.Getuid())
+	if uid, ok := fileUID(fi); ok && uid != os.Getuid() {
+		return "", fmt.Errorf("token file %s is owned by uid %d, not by you (uid %d)", path, uid, os.Getuid())
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+	if perm := fi.Mode().Perm(); permBits && perm&0o077 != 0 {
 		return "", fmt.Errorf("token file %s may be read by other users (mode %04o): `chmod 600 %s`", path, perm, path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
@@ -83,7 +82,7 @@ func daemonToken(layout ledger.Layout, given string) (string, error) {
 		return tok, err
 	}
 	tok = rand.Text()
-	f, err := os.OpenFile(layout.Token(), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(layout.Token(), os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
