@@ -256,16 +256,26 @@ func TestExhaustedAnswersNothingAndSaysWhy(t *testing.T) {
 	part := ledger.Range{Lo: testRange.Hi - 1, Hi: testRange.Hi}
 	f := start(t, portserver.Config{Within: part})
 	pid := sleeper(t)
-	for i := range 2 {
-		port, err := strconv.Atoi(strings.TrimSpace(f.ask(t, strconv.Itoa(pid)+"\n")))
-		is.NoErr(err)             // answered
-		is.Equal(port, part.Lo+i) // from the portserver's part
+	// Each port of the part is handed out once (one may be taken by some
+	// other socket of the machine: the range lies among the ephemeral
+	// ports), then the part is full.
+	answered := 0
+	for range part.Size() {
+		answer := strings.TrimSpace(f.ask(t, strconv.Itoa(pid)+"\n"))
+		if answer == "" {
+			break
+		}
+		port, err := strconv.Atoi(answer)
+		is.NoErr(err)                // answered with a port
+		is.True(part.Contains(port)) // from the portserver's part
+		answered++
 	}
 	before := f.events(t)
 	is.Equal(f.ask(t, strconv.Itoa(pid)+"\n"), "")                               // the part is full: nothing
 	is.Equal(f.events(t), before)                                                // nothing written
-	is.Equal(f.srv.Stats().Exhausted, uint64(1))                                 // counted
-	is.True(strings.Contains(f.logs.String(), "no free port in "+part.String())) // and logged with the diagnosis
+	is.Equal(f.srv.Stats().Answered, uint64(answered))                           // what was answered is counted
+	is.True(f.srv.Stats().Exhausted >= 1)                                        // and the refusal too
+	is.True(strings.Contains(f.logs.String(), "no free port in "+part.String())) // logged with the diagnosis
 }
 
 func TestListen(t *testing.T) {
