@@ -86,6 +86,25 @@ func connSockets(ctx context.Context, port int) ([]Socket, error) {
 	return out, nil
 }
 
+// connListeners asks gopsutil for the listening TCP sockets (IPv4 and
+// IPv6) with their owners: the portable listing, where the Linux fast paths
+// (sock_diag, /proc/net) do not exist.
+func connListeners(ctx context.Context) (listing, error) {
+	conns, err := net.ConnectionsWithContext(ctx, "tcp")
+	if err != nil {
+		return nil, err
+	}
+	out := make(listing)
+	for _, c := range conns {
+		if c.Status != "LISTEN" {
+			continue
+		}
+		port := int(c.Laddr.Port)
+		out[port] = append(out[port], listener{PID: int(c.Pid)})
+	}
+	return out, nil
+}
+
 // connUDPPorts returns the local ports of the machine's UDP sockets, through
 // gopsutil.
 func connUDPPorts(ctx context.Context) (map[int]bool, error) {

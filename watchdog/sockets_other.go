@@ -2,29 +2,10 @@
 
 package watchdog
 
-import (
-	"context"
+import "context"
 
-	"github.com/shirou/gopsutil/v3/net"
-)
-
-// listListeners asks gopsutil for the listening TCP sockets (IPv4 and IPv6)
-// with their owners.
-func listListeners(ctx context.Context) (listing, error) {
-	conns, err := net.ConnectionsWithContext(ctx, "tcp")
-	if err != nil {
-		return nil, err
-	}
-	out := make(listing)
-	for _, c := range conns {
-		if c.Status != "LISTEN" {
-			continue
-		}
-		port := int(c.Laddr.Port)
-		out[port] = append(out[port], listener{PID: int(c.Pid)})
-	}
-	return out, nil
-}
+// listListeners asks gopsutil (see connListeners).
+func listListeners(ctx context.Context) (listing, error) { return connListeners(ctx) }
 
 // socketOwners is never needed here: gopsutil names the owners in the
 // listing itself.
