@@ -249,8 +249,13 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 // socketClient returns a client of the daemon that answers on the data
 // directory's socket, or nil. A socket file nobody answers on is left by a
 // daemon that was killed. What answers as another user (SO_PEERCRED) is an
-// error: the CLI sends it nothing.
+// error: the CLI sends it nothing. Where the OS cannot name who listens on
+// a unix socket (Windows), the daemon is reached over loopback TCP with the
+// token instead (tcpClient).
 func socketClient(ctx context.Context, layout ledger.Layout, token string) (*httpapi.Client, error) {
+	if !peerCredentials {
+		return tcpClient(ctx, layout, token)
+	}
 	if _, err := os.Stat(layout.Socket()); err != nil {
 		return nil, nil
 	}

@@ -27,3 +27,8 @@ func fileUID(fi fs.FileInfo) (int, bool) {
 func processGone(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
+
+// peerCredentials says that the kernel names the process on the other end
+// of a unix socket (SO_PEERCRED, LOCAL_PEERCRED), so the CLI may trust the
+// daemon's socket.
+const peerCredentials = true

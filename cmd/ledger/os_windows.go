@@ -28,3 +28,7 @@ func processGone(pid int) bool {
 	p.Release()
 	return false
 }
+
+// peerCredentials is false: Windows' AF_UNIX does not say who listens, so
+// the CLI reaches the daemon over loopback TCP with the token.
+const peerCredentials = false

@@ -153,6 +153,13 @@ the socket may only read. Every event records who wrote it.`, &c, false)
 		d.shutdown()
 		return err
 	}
+	if d.tcp != nil {
+		if gone, err := writeAddrFile(d.layout, d.tcp.Addr().String()); err != nil {
+			logger.Warn("the CLI will not find the daemon's TCP address", "file", addrFile(d.layout), "err", err)
+		} else {
+			defer gone()
+		}
+	}
 	if gone, err := announce(runtimeDir(e.getenv), announcement{
 		PID: os.Getpid(), Data: absDir(c.data), Socket: absPath(d.layout.Socket()), Addr: d.addrDesc(), Started: time.Now().UTC(),
 	}); err != nil {
@@ -495,6 +502,9 @@ func (s security) writeGroups() []int {
 // The daemon decides by the caller's uid either way (SO_PEERCRED); the
 // mode only keeps out those who have nothing to do there.
 func (s security) socketMode(path string) error {
+	if !permBits {
+		return nil // Windows: the data directory's ACL keeps others out
+	}
 	if s.WriteGroup < 0 {
 		return os.Chmod(path, 0o600)
 	}
