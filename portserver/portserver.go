@@ -67,6 +67,12 @@ type Config struct {
 	// Logger gets a line for every request that is not answered; default
 	// slog.Default().
 	Logger *slog.Logger
+	// Peer, if set, names the process that connected, as the kernel knows
+	// it (SO_PEERCRED): it becomes the actor of the allocation, and the
+	// ledger then hands a port only for a process of that user (or for
+	// any, to root). Without it, the ledger judges the PID as the
+	// daemon's own user's request.
+	Peer func(net.Conn) (ledger.Actor, error)
 }
 
 // Stats counts the requests a Server has seen, by outcome.
@@ -199,7 +205,17 @@ func (s *Server) serveConn(c net.Conn) {
 		log.Info("portserver: request dropped", "reason", err.Error())
 		return
 	}
-	a, err := s.allocate(pid)
+	ctx := s.ctx
+	if s.cfg.Peer != nil {
+		actor, err := s.cfg.Peer(c)
+		if err != nil {
+			s.refused.Add(1)
+			log.Warn("portserver: request dropped", "pid", pid, "reason", "the peer's credentials: "+err.Error())
+			return
+		}
+		ctx = ledger.WithActor(ctx, actor)
+	}
+	a, err := s.allocate(ctx, pid)
 	if err != nil {
 		switch {
 		case ledger.ErrorCode(err) == ledger.EEXHAUSTED:
@@ -231,7 +247,7 @@ var errRefused = errors.New("refused")
 // allocate makes the allocation for a client's PID: the PID (with its start
 // time, recorded by the ledger) holds the port, its command line is
 // started_by, and the port is free on TCP and UDP, as portpicker promises.
-func (s *Server) allocate(pid int) (ledger.Allocation, error) {
+func (s *Server) allocate(ctx context.Context, pid int) (ledger.Allocation, error) {
 	switch {
 	case pid <= 1:
 		return ledger.Allocation{}, fmt.Errorf("%w: pid %d is not a client's", errRefused, pid)
@@ -256,7 +272,7 @@ func (s *Server) allocate(pid int) (ledger.Allocation, error) {
 	if s.cfg.Within != (ledger.Range{}) {
 		req.Within = s.cfg.Within.String()
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, allocateTimeout)
+	ctx, cancel := context.WithTimeout(ctx, allocateTimeout)
 	defer cancel()
 	a, err := s.cfg.Ledger.Allocate(ctx, req)
 	switch ledger.ErrorCode(err) {

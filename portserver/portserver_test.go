@@ -330,3 +330,35 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestPeerIsTheActor(t *testing.T) {
+	pid := sleeper(t)
+	for _, tt := range []struct {
+		name     string
+		peer     ledger.Actor
+		answered bool
+	}{
+		{"the process's own user", ledger.Actor{Via: ledger.ViaSocket, UID: os.Getuid(), PID: 777}, true},
+		{"another user, not root", ledger.Actor{Via: ledger.ViaSocket, UID: 4242, PID: 778}, os.Getuid() == 4242},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			f := start(t, portserver.Config{Peer: func(net.Conn) (ledger.Actor, error) { return tt.peer, nil }})
+			before := f.events(t)
+			answer := f.ask(t, strconv.Itoa(pid)+"\n")
+			if !tt.answered {
+				is.Equal(answer, "")          // another user's process gets nothing
+				is.Equal(f.events(t), before) // and nothing is written
+				is.Equal(f.srv.Stats().Refused, uint64(1))
+				return
+			}
+			is.True(answer != "") // answered
+			e, ok, err := f.log.Last()
+			is.NoErr(err)
+			is.True(ok)
+			is.Equal(e.Type, ledger.EventAllocated) // the allocation
+			is.True(e.Actor != nil)                 // carries an actor
+			is.Equal(*e.Actor, tt.peer)             // the peer the kernel named
+		})
+	}
+}

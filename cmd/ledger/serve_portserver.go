@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/portledger/portledger/httpapi"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/portserver"
 )
@@ -51,7 +52,7 @@ func (d *daemon) startPortserver(p portserverFlags) error {
 			return usagef("--portserver-range %s is not inside the managed range %s", within, managed)
 		}
 	}
-	srv, err := portserver.New(portserver.Config{Ledger: d.svc, Service: p.service, Within: within, Logger: d.logger})
+	srv, err := portserver.New(portserver.Config{Ledger: d.svc, Service: p.service, Within: within, Logger: d.logger, Peer: peerActor})
 	if err != nil {
 		return usagef("--portserver-service: %s", ledger.ErrorMessage(err))
 	}
@@ -82,4 +83,19 @@ func (d *daemon) stopPortserver() {
 			d.logger.Warn("portserver", "err", err)
 		}
 	}
+}
+
+// peerActor names the process on the other end of a portserver connection
+// as the kernel knows it. Where the system does not say (Windows, which
+// --portserver refuses anyway), the request is dropped.
+func peerActor(c net.Conn) (ledger.Actor, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ledger.Actor{}, errors.New("not a unix socket connection")
+	}
+	p, err := httpapi.PeerCred(uc)
+	if err != nil {
+		return ledger.Actor{}, err
+	}
+	return ledger.Actor{Via: ledger.ViaSocket, UID: p.UID, PID: p.PID}, nil
 }
