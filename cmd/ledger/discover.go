@@ -37,7 +37,12 @@ func runtimeDir(getenv func(string) string) string {
 	if d := getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "portledger")
 	}
-	return filepath.Join(os.TempDir(), "portledger-"+strconv.Itoa(os.Getuid()))
+	if uid := os.Getuid(); uid >= 0 {
+		return filepath.Join(os.TempDir(), "portledger-"+strconv.Itoa(uid))
+	}
+	// Windows has no uid (Getuid is -1); its temporary directory is the
+	// user's own (%TEMP%).
+	return filepath.Join(os.TempDir(), "portledger")
 }
 
 // privateDir makes dir (mode 0700) if needed and checks that it belongs to
