@@ -53,6 +53,8 @@ type Metrics struct {
 	state atomic.Pointer[stateSource]
 
 	fleetOnce sync.Once // WatchFleet registers the fleet's gauges once
+	// portserverOnce: WatchPortserver registers its counters once.
+	portserverOnce sync.Once
 
 	allocations   prometheus.Counter
 	releases      *prometheus.CounterVec
@@ -212,6 +214,31 @@ func (m *Metrics) WatchFleet(fl FleetLagger) {
 			_, age := fl.FleetLag()
 			return age.Seconds()
 		}))
+	})
+}
+
+// PortserverOutcomes are the outcomes of portserver requests that
+// WatchPortserver exports, in order.
+var PortserverOutcomes = []string{"answered", "malformed", "refused", "exhausted", "failed"}
+
+// WatchPortserver exports the portserver listener's request counts by
+// outcome (portledger_portserver_requests_total{outcome=...}), read from
+// counts at each scrape: counts returns one total per PortserverOutcomes
+// entry. Only the first call counts.
+func (m *Metrics) WatchPortserver(counts func() []uint64) {
+	m.portserverOnce.Do(func() {
+		for i, outcome := range PortserverOutcomes {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "portserver_requests_total",
+				Help:        "Portserver protocol requests by outcome: answered with a port, malformed (not a pid line, too long or too slow), refused (no such process, init, the daemon, another user's), exhausted (no free port) or failed.",
+				ConstLabels: prometheus.Labels{"outcome": outcome},
+			}, func() float64 {
+				if c := counts(); i < len(c) {
+					return float64(c[i])
+				}
+				return 0
+			}))
+		}
 	})
 }
 

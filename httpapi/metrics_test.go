@@ -81,3 +81,21 @@ func TestMetricsCountOpenEventStreams(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMetricsPortserverOutcomes: the portserver listener's counts appear
+// by outcome, read at each scrape.
+func TestMetricsPortserverOutcomes(t *testing.T) {
+	is := is.New(t)
+	m := NewMetrics(MetricsConfig{Version: "test"})
+	e := newEnv(t, func(c *Config) { c.Metrics = m })
+	counts := []uint64{20, 3, 2, 1, 0}
+	m.WatchPortserver(func() []uint64 { return counts })
+	m.WatchPortserver(func() []uint64 { return nil }) // a second call changes nothing
+	for i, outcome := range PortserverOutcomes {
+		want := `portledger_portserver_requests_total{outcome="` + outcome + `"} ` + strconv.FormatUint(counts[i], 10)
+		is.Equal(metricLine(t, e, `portledger_portserver_requests_total{outcome="`+outcome+`"}`), want) // each outcome
+	}
+	counts[0] = 21
+	is.Equal(metricLine(t, e, `portledger_portserver_requests_total{outcome="answered"}`),
+		`portledger_portserver_requests_total{outcome="answered"} 21`) // read again at the next scrape
+}

@@ -61,6 +61,12 @@ func (d *daemon) startPortserver(p portserverFlags) error {
 		return err
 	}
 	d.ps = srv
+	if d.metrics != nil {
+		d.metrics.WatchPortserver(func() []uint64 {
+			st := srv.Stats()
+			return []uint64{st.Answered, st.Malformed, st.Refused, st.Exhausted, st.Failed} // httpapi.PortserverOutcomes' order
+		})
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			d.logger.Error("portserver stopped", "addr", p.addr, "err", err)
