@@ -106,10 +106,16 @@ func readRegistryFile(path string) (lastEventID string, ok bool) {
 	return *f.LastEventID, true
 }
 
-// writeFileAtomic replaces path with data so that a reader (or a crash)
-// sees either the old file or the new one, never a part: a temporary file in
-// the same folder is written, synced and renamed over path, then the folder
-// is synced so the rename itself is durable.
+// writeFileAtomic replaces path with data so that a reader sees either the
+// old file or the new one, never a part: a temporary file in the same folder
+// is written and renamed over path.
+//
+// Neither the file nor the folder is fsynced. The registry file is a
+// projection of the log, which alone is durable: after a power loss the
+// file may be the old one, or empty, and OpenFiles finds its last_event_id
+// behind the log (or unreadable) and CatchUp writes it again. Its two
+// fsyncs per catch-up used to compete with the writer's for the disk; a
+// lone allocate+release over HTTP paid for them.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -128,17 +134,10 @@ func writeFileAtomic(path string, data []byte) error {
 		_ = tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return os.Rename(tmp.Name(), path)
 }
 
 // tempPattern names the temporary files of writeFileAtomic for path.

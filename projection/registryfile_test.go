@@ -93,6 +93,9 @@ func TestRegistryFileRebuilt(t *testing.T) {
 		mutate func(path string, evs []ledger.Event) error
 	}{
 		{"deleted", func(path string, _ []ledger.Event) error { return os.Remove(path) }},
+		// What a power loss can leave of a renamed file that was never
+		// fsynced: its name, and no data.
+		{"empty", func(path string, _ []ledger.Event) error { return os.WriteFile(path, nil, 0o600) }},
 		{"not JSON", func(path string, _ []ledger.Event) error {
 			return os.WriteFile(path, []byte("{\"allocations\": {"), 0o600)
 		}},

@@ -51,7 +51,7 @@ p50() {
 }
 
 mkdir -m 700 "$tmp/data"
-LEDGER_DATA="$tmp/data" "$tmp/ledger" serve --addr 127.0.0.1:17999 --range 40000-40999 >"$tmp/ledger.log" 2>&1 &
+LEDGER_DATA="$tmp/data" "$tmp/ledger" serve --addr 127.0.0.1:17999 --range 20000-20999 >"$tmp/ledger.log" 2>&1 &
 lpid=$!; pids+=("$lpid")
 etcd --data-dir "$tmp/etcd" --listen-client-urls http://127.0.0.1:12379 \
      --advertise-client-urls http://127.0.0.1:12379 --listen-peer-urls http://127.0.0.1:12380 \
