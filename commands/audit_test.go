@@ -18,7 +18,7 @@ import (
 
 // auditRange is the range of the audit tests; the OS probe is stubbed, so
 // no port is bound.
-var auditRange = ledger.Range{Lo: 46000, Hi: 46100}
+var auditRange = ledger.Range{Lo: 31000, Hi: 31100}
 
 // mustOpenAudit opens a ledger on a stepped clock, with the OS probes
 // stubbed so that the script alone decides the timeline.

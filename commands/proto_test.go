@@ -45,7 +45,7 @@ func TestAllocateByProtocol(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			is := is.New(t)
-			lo := 23300 + 10*i
+			lo := 24500 + 10*i
 			u, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(lo))
 			is.NoErr(err) // bind UDP on the first port
 			defer u.Close()
@@ -65,7 +65,7 @@ func TestAllocateByProtocol(t *testing.T) {
 
 func TestAllocateRefusesUnknownProtocol(t *testing.T) {
 	is := is.New(t)
-	l := openRange(t, ledger.Range{Lo: 23390, Hi: 23399})
+	l := openRange(t, ledger.Range{Lo: 24590, Hi: 24599})
 	_, err := l.Allocate(context.Background(), ledger.AllocateRequest{ServiceName: "x", Proto: "tcp6x"})
 	is.Equal(ledger.ErrorCode(err), ledger.EINVALID)                           // refused as invalid
 	is.Equal(ledger.ErrorMessage(err), `proto "tcp6x": want tcp, udp or both`) // saying what is allowed

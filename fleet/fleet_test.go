@@ -72,7 +72,9 @@ func TestThreeHostsLiveStatus(t *testing.T) {
 		is.NoErr(err)
 		got := map[string]int{}
 		for _, hs := range st.Hosts {
-			is.True(hs.Reachable) // every host heart-beats
+			if !hs.Reachable {
+				return false // its first heartbeat may follow its first allocations
+			}
 			got[hs.Host] = len(hs.Allocations)
 		}
 		return fmt.Sprint(got) == fmt.Sprint(want)

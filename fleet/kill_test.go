@@ -158,7 +158,7 @@ func TestHubKilledUnderLoad(t *testing.T) {
 }
 
 // fleetRange is the port range of the real daemons of these tests.
-const fleetRange = "46300-46399"
+const fleetRange = "31300-31399"
 
 // A daemon SIGKILLed between publishing and storing its cursor publishes
 // again from its old cursor after restart, and the stream keeps one copy:

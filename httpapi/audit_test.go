@@ -48,8 +48,8 @@ func TestWhoRoute(t *testing.T) {
 	for _, bad := range []string{
 		"/api/ports/who/abc",
 		"/api/ports/who/0",
-		"/api/ports/who/42000?at=yesterday-ish",
-		"/api/ports/who/42000?at=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)),
+		"/api/ports/who/27000?at=yesterday-ish",
+		"/api/ports/who/27000?at=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339)),
 	} {
 		status, m := e.call(t, http.MethodGet, bad, "", "")
 		checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID)

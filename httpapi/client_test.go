@@ -66,12 +66,12 @@ func TestClientRoundTrip(t *testing.T) {
 	is.NoErr(c.Ping(ctx)) // ping
 
 	a, err := c.Allocate(ctx, ledger.AllocateRequest{ServiceName: "api", StartedBy: "serve.py", Purpose: "Main API server",
-		HealthURL: "http://127.0.0.1:42000/health"})
+		HealthURL: "http://127.0.0.1:27000/health"})
 	is.NoErr(err) // allocate
 	local, err := svc.Allocation(ctx, a.Port, ulid.ULID{})
 	is.NoErr(err)
 	is.True(sameJSON(t, a, local)) // the allocation as stored
-	is.Equal(a.HealthURL, "http://127.0.0.1:42000/health")
+	is.Equal(a.HealthURL, "http://127.0.0.1:27000/health")
 
 	got, err := c.Allocation(ctx, a.Port, ulid.ULID{})
 	is.NoErr(err)                    // allocation
@@ -94,7 +94,7 @@ func TestClientRoundTrip(t *testing.T) {
 	is.Equal(got.RequestCount, int64(10))            // stats recorded
 
 	free := a.Port + 50
-	is.NoErr(e.svc.RecordConflict(ctx, free, 4242, "nc -l 42050")) // record conflict
+	is.NoErr(e.svc.RecordConflict(ctx, free, 4242, "nc -l 27050")) // record conflict
 
 	other, err := c.Allocate(ctx, ledger.AllocateRequest{ServiceName: "worker"})
 	is.NoErr(err)
@@ -119,7 +119,7 @@ func TestClientRoundTrip(t *testing.T) {
 	is.NoErr(err)
 	is.True(sameJSON(t, st.PortManager, localSt.PortManager)) // same registry as local
 	is.Equal(len(st.PortManager.Conflicts), 1)                // with the conflict
-	is.Equal(st.PortManager.Conflicts[0].Command, "nc -l 42050")
+	is.Equal(st.PortManager.Conflicts[0].Command, "nc -l 27050")
 	is.Equal(st.Watchdog, e.wd.status) // and the daemon's watchdog
 
 	st, err = c.Status(ctx, other.EventID)
@@ -147,10 +147,10 @@ func TestClientRoundTrip(t *testing.T) {
 	is.Equal(rel.Released.ReleasedBy, "test")
 	is.Equal(rel.ID, e.log.LastID()) // the event appended
 
-	is.NoErr(c.SetRange(ctx, ledger.Range{Lo: 42000, Hi: 42200})) // set range
+	is.NoErr(c.SetRange(ctx, ledger.Range{Lo: 27000, Hi: 27200})) // set range
 	st, err = c.Status(ctx, ulid.ULID{})
 	is.NoErr(err)
-	is.Equal(st.PortManager.PortRange, "42000-42200") // range changed
+	is.Equal(st.PortManager.PortRange, "27000-27200") // range changed
 
 	sw, err := c.HealthCheck(ctx)
 	is.NoErr(err)                         // health-check
@@ -216,7 +216,7 @@ func TestClientErrorsMatchLocal(t *testing.T) {
 			return s.ReportStats(ctx, held.Port, -1, 0)
 		}, ledger.EINVALID},
 		{"range leaving an allocation out", func(s ledger.Service) error {
-			return s.SetRange(ctx, ledger.Range{Lo: 43000, Hi: 43100})
+			return s.SetRange(ctx, ledger.Range{Lo: 28000, Hi: 28100})
 		}, ledger.EINVALID},
 	}
 	for _, tt := range tests {
@@ -237,7 +237,7 @@ func TestClientExhausted(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	c := e.client()
-	is.NoErr(c.SetRange(ctx, ledger.Range{Lo: 42050, Hi: 42050})) // a range of one port
+	is.NoErr(c.SetRange(ctx, ledger.Range{Lo: 27050, Hi: 27050})) // a range of one port
 	_, err := c.Allocate(ctx, ledger.AllocateRequest{ServiceName: "first"})
 	is.NoErr(err) // takes the only port
 

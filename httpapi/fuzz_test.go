@@ -20,7 +20,7 @@ import (
 
 // fuzzRange is the managed range of the fuzzed server: the ports the fault
 // tests own, away from the other packages' tests.
-var fuzzRange = ledger.Range{Lo: 43900, Hi: 43999}
+var fuzzRange = ledger.Range{Lo: 28900, Hi: 28999}
 
 // fuzzRoutes are the routes that read a request body.
 var fuzzRoutes = []struct{ method, path string }{
@@ -121,9 +121,9 @@ func FuzzRequestBody(f *testing.F) {
 		body  string
 	}{
 		{0, `{"service_name":"api","started_by":"fuzz","purpose":"p"}`},
-		{0, `{"service_name":"api","port":43950}`},
+		{0, `{"service_name":"api","port":28950}`},
 		{0, `{"service_name":"api","pid":1}`},
-		{0, `{"service_name":"api","health_url":"http://127.0.0.1:43950/health"}`},
+		{0, `{"service_name":"api","health_url":"http://127.0.0.1:28950/health"}`},
 		{0, `{"service_name":"api","bogus":1}`},
 		{0, `{"service_name":""}`},
 		{0, `{"service_name":"a\u0000b"}`},
@@ -140,11 +140,11 @@ func FuzzRequestBody(f *testing.F) {
 		{2, `{"request_count":10,"error_count":1}`},
 		{2, `{"request_count":-1,"error_count":0}`},
 		{2, `{"request_count":9223372036854775808}`},
-		{3, `{"port_range":"43900-43999"}`},
+		{3, `{"port_range":"28900-28999"}`},
 		{3, `{"port_range":"9000-8000"}`},
 		{3, `{"port_range":"0-65536"}`},
 		{4, `{"events":[]}`},
-		{4, `{"events":[{"id":"01JCZ6Y0000000000000000000","type":"allocated","at":"2024-11-15T14:30:00Z","port":43901,"service_name":"old"}]}`},
+		{4, `{"events":[{"id":"01JCZ6Y0000000000000000000","type":"allocated","at":"2024-11-15T14:30:00Z","port":28901,"service_name":"old"}]}`},
 		{4, `{"events":[{"type":"released"}]}`},
 		{4, `{"events":null}`},
 	}

@@ -22,7 +22,7 @@ import (
 
 // testRange is a range of high ports that nothing on a development machine
 // is likely to hold, so the real OS probe can be used.
-var testRange = ledger.Range{Lo: 42000, Hi: 42100}
+var testRange = ledger.Range{Lo: 27000, Hi: 27100}
 
 // stubWatchdog stands in for the watchdog, whose counters the server only
 // relays.
@@ -76,7 +76,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	wd := &stubWatchdog{
 		status: ledger.WatchdogStatus{Running: true, CheckInterval: 30, ChecksPerformed: 42, IssuesDetected: 3, MonitoredPorts: 7},
 		result: ledger.SweepResult{At: time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), DurationMS: 1.5,
-			Ports:     []ledger.PortCheck{{Port: 42000, ServiceName: "api", PID: 1234, Alive: true, Listening: true, Health: ledger.HealthHealthy}},
+			Ports:     []ledger.PortCheck{{Port: 27000, ServiceName: "api", PID: 1234, Alive: true, Listening: true, Health: ledger.HealthHealthy}},
 			Conflicts: []ledger.Conflict{}},
 	}
 	logs := &bytes.Buffer{}

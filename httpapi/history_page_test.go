@@ -79,7 +79,7 @@ func TestHistoryPages(t *testing.T) {
 func TestHistoryOverOnePage(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
-	const port = 42077
+	const port = 27077
 	evs := make([]ledger.Event, MaxHistoryPage+3)
 	for i := range evs {
 		evs[i] = ledger.Event{Type: ledger.EventStatsReported, Port: port, StatsReported: &ledger.StatsReported{RequestCount: int64(i)}}

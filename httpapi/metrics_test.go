@@ -42,11 +42,11 @@ func TestMetricsLabelRoutesByPatternNotPath(t *testing.T) {
 	}{
 		{"a port's allocation", http.MethodGet, "/api/ports/allocations/" + strconv.Itoa(a.Port),
 			`portledger_http_requests_total{code="2xx",method="GET",route="/api/ports/allocations/{port}"} 1`},
-		{"a free port", http.MethodGet, "/api/ports/allocations/42099",
+		{"a free port", http.MethodGet, "/api/ports/allocations/27099",
 			`portledger_http_requests_total{code="4xx",method="GET",route="/api/ports/allocations/{port}"} 1`},
 		{"an odd method", "BREW", "/api/ports/status",
 			`portledger_http_requests_total{code="4xx",method="other",route="unmatched"} 1`},
-		{"an unknown path", http.MethodGet, "/no/such/46123",
+		{"an unknown path", http.MethodGet, "/no/such/31123",
 			`portledger_http_requests_total{code="4xx",method="GET",route="unmatched"} 1`},
 	}
 	for _, tt := range tests {

@@ -24,7 +24,7 @@ func TestStatus(t *testing.T) {
 	is.Equal(status, http.StatusOK) // status
 	pm, ok := m["port_manager"].(map[string]any)
 	is.True(ok)                                   // port_manager object
-	is.Equal(pm["port_range"], "42000-42100")     // port_range
+	is.Equal(pm["port_range"], "27000-27100")     // port_range
 	is.Equal(pm["total_ports"], float64(101))     // total_ports
 	is.Equal(pm["allocated_ports"], float64(1))   // allocated_ports
 	is.Equal(pm["available_ports"], float64(100)) // available_ports
@@ -76,7 +76,7 @@ func TestStatusAt(t *testing.T) {
 	is.Equal(status, http.StatusOK) // status at
 	pm := m["port_manager"].(map[string]any)
 	is.Equal(pm["allocated_ports"], float64(1)) // one allocation then
-	is.Equal(pm["port_range"], "42000-42100")   // the range of then
+	is.Equal(pm["port_range"], "27000-27100")   // the range of then
 	allocs := pm["allocations"].([]any)
 	checkAllocationJSON(t, allocs[0].(map[string]any), first)
 
@@ -296,7 +296,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"empty body", "POST", "/api/ports/allocations", ``, 400, ledger.EINVALID},
 		{"two values", "POST", "/api/ports/allocations", `{"service_name":"x"}{"service_name":"y"}`, 400, ledger.EINVALID},
 		{"unknown field", "POST", "/api/ports/allocations", `{"service_name":"x","colour":"red"}`, 400, ledger.EINVALID},
-		{"port as string", "POST", "/api/ports/allocations", `{"service_name":"x","port":"42001"}`, 400, ledger.EINVALID},
+		{"port as string", "POST", "/api/ports/allocations", `{"service_name":"x","port":"27001"}`, 400, ledger.EINVALID},
 		{"port 70000 in body", "POST", "/api/ports/allocations", `{"service_name":"x","port":70000}`, 400, ledger.EINVALID},
 		{"negative port in body", "POST", "/api/ports/allocations", `{"service_name":"x","port":-1}`, 400, ledger.EINVALID},
 		{"negative pid", "POST", "/api/ports/allocations", `{"service_name":"x","pid":-5}`, 400, ledger.EINVALID},
@@ -324,7 +324,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"stats missing a count", "POST", "/api/ports/allocations/" + hp + "/stats", `{"request_count":1}`, 400, ledger.EINVALID},
 		{"stats to a free port", "POST", "/api/ports/allocations/" + fp + "/stats", `{"request_count":1,"error_count":0}`, 404, ledger.ENOTFOUND},
 		{"bad range", "PUT", "/api/ports/range", `{"port_range":"9000-8000"}`, 400, ledger.EINVALID},
-		{"range leaving an allocation out", "PUT", "/api/ports/range", `{"port_range":"43000-43100"}`, 400, ledger.EINVALID},
+		{"range leaving an allocation out", "PUT", "/api/ports/range", `{"port_range":"28000-28100"}`, 400, ledger.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -133,7 +133,7 @@ func TestSocketAccessByUser(t *testing.T) {
 		{"another user reads the history", closed, "GET", "/api/ports/history", "", 200, ""},
 		{"another user allocates", closed, "POST", "/api/ports/allocations", `{"service_name":"intruder"}`, 403, ledger.EFORBIDDEN},
 		{"another user releases the owner's port", closed, "DELETE", "/api/ports/allocations/" + port, "", 403, ledger.EFORBIDDEN},
-		{"another user changes the range", closed, "PUT", "/api/ports/range", `{"port_range":"42000-42001"}`, 403, ledger.EFORBIDDEN},
+		{"another user changes the range", closed, "PUT", "/api/ports/range", `{"port_range":"27000-27001"}`, 403, ledger.EFORBIDDEN},
 		{"another user imports", closed, "POST", "/api/ports/import", `{"events":[]}`, 403, ledger.EFORBIDDEN},
 		{"an allowed group's member imports", open, "POST", "/api/ports/import", `{"events":[]}`, 403, ledger.EFORBIDDEN},
 		{"an allowed group's member allocates", open, "POST", "/api/ports/allocations", `{"service_name":"friend"}`, 201, ""},

@@ -38,7 +38,7 @@ const benchPool = 2000
 //	go test ./portserver -run '^$' -bench Portserver16 -benchtime 4000x
 func BenchmarkPortserver16(b *testing.B) {
 	b.Run("ledger", func(b *testing.B) {
-		f := startRange(b, portserver.Config{}, ledger.Range{Lo: 40000, Hi: 40000 + benchPool - 1})
+		f := startRange(b, portserver.Config{}, ledger.Range{Lo: 25000, Hi: 25000 + benchPool - 1})
 		free := func() {
 			st, err := f.svc.Status(context.Background(), ledger.Allocation{}.EventID)
 			if err != nil {
@@ -59,7 +59,7 @@ func BenchmarkPortserver16(b *testing.B) {
 		addr := fmt.Sprintf("@ledger-bench-portserver-%d", os.Getpid())
 		cmd := exec.Command("/usr/bin/python3", "/usr/bin/portserver",
 			"--portserver_address", addr,
-			"--portserver_static_pool", fmt.Sprintf("%d-%d", 42000, 42000+benchPool-1))
+			"--portserver_static_pool", fmt.Sprintf("%d-%d", 27000, 27000+benchPool-1))
 		cmd.Stderr = io.Discard // it logs every request at INFO
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)

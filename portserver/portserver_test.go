@@ -22,7 +22,7 @@ import (
 )
 
 // testRange keeps these tests' ports away from the other packages' tests.
-var testRange = ledger.Range{Lo: 46200, Hi: 46299}
+var testRange = ledger.Range{Lo: 31200, Hi: 31299}
 
 // fixture is a real ledger on a bbolt file and a portserver on a socket path.
 type fixture struct {

@@ -59,7 +59,7 @@ func run(args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long to run")
 	addr := fs.String("addr", "", "an existing daemon's address (default: start one in this process on a temp dir)")
 	token := fs.String("token", "", "bearer token for --addr")
-	rng := fs.String("range", "48000-48999", "managed range of the in-process daemon")
+	rng := fs.String("range", "19000-19999", "managed range of the in-process daemon")
 	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release), allocate (allocate only, each client releasing its port untimed), etcd-put (one durable put to the etcd at --addr, the anchor), or bbolt-update (one bare bbolt Update of a fresh file in --dir, the disk's anchor)")
 	dir := fs.String("dir", "", "where --op bbolt-update puts its file (default: the temp dir), on the disk to measure")
 	pid := fs.Int("pid", 0, "the server's process ID: report its CPU time per write (Linux)")

@@ -17,7 +17,7 @@ import (
 )
 
 // backupRange is the managed range of the backup tests.
-const backupRange = "45730-45799"
+const backupRange = "30730-30799"
 
 // TestBackupWhileServingRestoresEveryAcknowledgedEvent takes a backup
 // through the real daemon while 16 clients allocate and release, restores

@@ -70,7 +70,7 @@ func TestForeignListenerWithControlCharacters(t *testing.T) {
 	data, dir := t.TempDir(), t.TempDir()
 	ready := filepath.Join(dir, "ready")
 	listener := exec.Command(bins.Program(t, "./cmd/ledger/testdata/listenchild"),
-		"-addr", "127.0.0.1:45590", "-ready", ready, "bell\x07and\x1b[31mred")
+		"-addr", "127.0.0.1:30590", "-ready", ready, "bell\x07and\x1b[31mred")
 	is.NoErr(listener.Start())
 	defer func() { listener.Process.Kill(); listener.Wait() }()
 	testbin.WaitFor(t, "the foreign listener is bound", func() bool {
@@ -81,17 +81,17 @@ func TestForeignListenerWithControlCharacters(t *testing.T) {
 	out, errOut, code := run(t, data, "check")
 	is.Equal(code, 0) // the check goes on
 	is.Equal(errOut, "")
-	is.True(strings.Contains(out, "foreign listener on 45590")) // and records the listener
+	is.True(strings.Contains(out, "foreign listener on 30590")) // and records the listener
 	is.True(!strings.ContainsAny(out, "\x07\x1b"))              // its command line escaped
 
 	out, _, code = run(t, data, "status")
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, "No ports allocated"))     // nothing allocated
 	is.True(strings.Contains(out, "FOREIGN LISTENERS"))      // but the squatter is shown
-	is.True(strings.Contains(out, "45590"))                  // on its port
+	is.True(strings.Contains(out, "30590"))                  // on its port
 	is.True(strings.Contains(out, `bell\x07and\x1b[31mred`)) // escaped, and recognisable
 	is.True(!strings.ContainsAny(out, "\x07\x1b"))           // never raw
-	out, _, _ = run(t, data, "history", "--port", "45590", "--json")
+	out, _, _ = run(t, data, "history", "--port", "30590", "--json")
 	is.True(strings.Contains(out, `bell\\x07and\\x1b[31mred`)) // the log keeps the escaped form
 }
 

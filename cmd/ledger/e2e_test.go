@@ -23,7 +23,7 @@ import (
 
 // e2eRange keeps these tests' ports away from the developer's services and
 // from other test packages.
-const e2eRange = "45500-45600"
+const e2eRange = "30500-30600"
 
 // ledgerCmd returns the real binary set up for a data directory.
 func ledgerCmd(t *testing.T, data string, args ...string) *exec.Cmd {
@@ -76,7 +76,7 @@ func TestTwentyConcurrentAllocateProcesses(t *testing.T) {
 		seen[ports[i]] = true
 		p, err := strconv.Atoi(ports[i])
 		is.NoErr(err)                     // stdout is the port alone
-		is.True(p >= 45500 && p <= 45600) // inside the range
+		is.True(p >= 30500 && p <= 30600) // inside the range
 	}
 	out, _, code := run(t, data, "status", "--json")
 	is.Equal(code, 0)
@@ -107,12 +107,12 @@ func TestBadInputExitsNonZeroAndChangesNothing(t *testing.T) {
 		{"port 0", []string{"release", "0"}, 2},
 		{"port 70000", []string{"allocate", "--service", "a", "--port", "70000"}, 1},
 		{"port outside range", []string{"allocate", "--service", "a", "--port", "8000"}, 1},
-		{"pid 0", []string{"register-pid", "45500", "0"}, 1},
-		{"pid 1", []string{"register-pid", "45500", "1"}, 1},
-		{"pid -5", []string{"register-pid", "45500", "-5"}, 1},
-		{"pid of no process", []string{"register-pid", "45500", "4194000"}, 1},
-		{"pid not a number", []string{"register-pid", "45500", "abc"}, 2},
-		{"release a free port", []string{"release", "45599"}, 1},
+		{"pid 0", []string{"register-pid", "30500", "0"}, 1},
+		{"pid 1", []string{"register-pid", "30500", "1"}, 1},
+		{"pid -5", []string{"register-pid", "30500", "-5"}, 1},
+		{"pid of no process", []string{"register-pid", "30500", "4194000"}, 1},
+		{"pid not a number", []string{"register-pid", "30500", "abc"}, 2},
+		{"release a free port", []string{"release", "30599"}, 1},
 		{"malformed range", []string{"range", "set", "9000-8000"}, 2},
 		{"range not numbers", []string{"range", "set", "lots"}, 2},
 		{"range on a read", []string{"status", "--range", "9000-9100"}, 2},
@@ -164,26 +164,26 @@ func TestEmbeddedTourAndReplay(t *testing.T) {
 	data := t.TempDir()
 	out, _, code := run(t, data, "allocate", "--service", "grace_backend", "--started-by", "serve.py", "--purpose", "Main Grace API server")
 	is.Equal(code, 0)
-	is.Equal(strings.TrimSpace(out), "45500") // the lowest port
+	is.Equal(strings.TrimSpace(out), "30500") // the lowest port
 	out, _, _ = run(t, data, "allocate", "--service", "learning")
-	is.Equal(strings.TrimSpace(out), "45501") // the next one
-	_, errOut, code := run(t, data, "register-pid", "45500", strconv.Itoa(os.Getpid()))
+	is.Equal(strings.TrimSpace(out), "30501") // the next one
+	_, errOut, code := run(t, data, "register-pid", "30500", strconv.Itoa(os.Getpid()))
 	is.Equal(code, 0) // register our own pid
 	is.Equal(errOut, "")
 	out, _, _ = run(t, data, "status")
 	is.True(strings.Contains(out, "grace_backend"))           // the table names the service
 	is.True(strings.Contains(out, strconv.Itoa(os.Getpid()))) // and its pid
-	out, _, _ = run(t, data, "history", "--port", "45500", "--json")
+	out, _, _ = run(t, data, "history", "--port", "30500", "--json")
 	var h struct{ Events []ledger.Event }
 	is.NoErr(json.Unmarshal([]byte(out), &h))
 	is.Equal(len(h.Events), 2) // allocate and register_pid
-	_, _, code = run(t, data, "release", "45500")
+	_, _, code = run(t, data, "release", "30500")
 	is.Equal(code, 0)
 
 	layout := ledger.Layout{Dir: data}
 	reg, err := os.ReadFile(layout.Registry())
 	is.NoErr(err) // port_registry.json exists
-	is.True(bytes.Contains(reg, []byte(`"45501"`)))
+	is.True(bytes.Contains(reg, []byte(`"30501"`)))
 	day := filepath.Join(layout.LogsDir(), "allocations_"+time.Now().UTC().Format("20060102")+".jsonl")
 	lines, err := os.ReadFile(day)
 	is.NoErr(err) // today's JSONL log exists

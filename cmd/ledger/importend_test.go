@@ -22,7 +22,7 @@ import (
 var oldRecordsEnd = time.Date(2025, 10, 2, 0, 0, 0, 0, time.UTC)
 
 // writeOldRoot writes an original port manager's files that lost releases:
-// old_api (45510) is still in the registry, scratch (45511) was never
+// old_api (30510) is still in the registry, scratch (30511) was never
 // released and is not in the registry, and the newest line is at 10:00 on
 // 2025-10-01.
 func writeOldRoot(t *testing.T) string {
@@ -30,12 +30,12 @@ func writeOldRoot(t *testing.T) string {
 	root := t.TempDir()
 	layout := ledger.Layout{Dir: root}
 	files := map[string]string{
-		filepath.Join(layout.LogsDir(), "allocations_20251001.jsonl"): `{"timestamp": "2025-10-01T09:00:00Z", "action": "allocate", "port": 45510, "service_name": "old_api", "started_by": "serve.py", "purpose": "API"}
-{"timestamp": "2025-10-01T09:30:00Z", "action": "allocate", "port": 45511, "service_name": "scratch", "started_by": "notebook", "purpose": "try"}
-{"timestamp": "2025-10-01T09:40:00Z", "action": "allocate", "port": 45512, "service_name": "worker", "started_by": "serve.py", "purpose": "jobs"}
-{"timestamp": "2025-10-01T10:00:00Z", "action": "release", "port": 45512, "reason": "done", "duration_s": 1200}
+		filepath.Join(layout.LogsDir(), "allocations_20251001.jsonl"): `{"timestamp": "2025-10-01T09:00:00Z", "action": "allocate", "port": 30510, "service_name": "old_api", "started_by": "serve.py", "purpose": "API"}
+{"timestamp": "2025-10-01T09:30:00Z", "action": "allocate", "port": 30511, "service_name": "scratch", "started_by": "notebook", "purpose": "try"}
+{"timestamp": "2025-10-01T09:40:00Z", "action": "allocate", "port": 30512, "service_name": "worker", "started_by": "serve.py", "purpose": "jobs"}
+{"timestamp": "2025-10-01T10:00:00Z", "action": "release", "port": 30512, "reason": "done", "duration_s": 1200}
 `,
-		layout.Registry(): `{"allocations": {"45510": {"port": 45510, "service_name": "old_api", "started_by": "serve.py", "purpose": "API", "pid": 4242, "allocated_at": "2025-10-01T09:00:00Z", "health_status": "active"}}}
+		layout.Registry(): `{"allocations": {"30510": {"port": 30510, "service_name": "old_api", "started_by": "serve.py", "purpose": "API", "pid": 4242, "allocated_at": "2025-10-01T09:00:00Z", "health_status": "active"}}}
 `,
 	}
 	for path, body := range files {
@@ -91,11 +91,11 @@ func TestImportedHoldsEndWithTheOriginalRecords(t *testing.T) {
 		want []string // parts of stdout
 		not  []string // what it must not say
 	}{
-		{"the registry's holder during the records", []string{"who", "45510", "--at", "2025-10-01T12:00:00Z"},
+		{"the registry's holder during the records", []string{"who", "30510", "--at", "2025-10-01T12:00:00Z"},
 			[]string{"held by old_api"}, nil},
-		{"the registry's holder after the records", []string{"who", "45510", "--at", "2026-06-01"},
+		{"the registry's holder after the records", []string{"who", "30510", "--at", "2026-06-01"},
 			[]string{"end of the original records"}, []string{"held by"}},
-		{"a hold the registry forgot", []string{"who", "45511", "--at", "2025-10-01T12:00:00Z"},
+		{"a hold the registry forgot", []string{"who", "30511", "--at", "2025-10-01T12:00:00Z"},
 			[]string{"not in the original registry"}, []string{"held by"}},
 		{"the past registry after the records", []string{"status", "--at", "2026-06-01"},
 			nil, []string{"old_api", "scratch"}},
@@ -119,7 +119,7 @@ func TestImportedHoldsEndWithTheOriginalRecords(t *testing.T) {
 		})
 	}
 
-	// usage agrees with the old files: old_api held 45510 from 09:00 to the
+	// usage agrees with the old files: old_api held 30510 from 09:00 to the
 	// registry's last write, 15 hours, not until today.
 	out, _, code = run(t, data, "usage", "--since", "2025-09-30T00:00:00Z", "--json")
 	is.Equal(code, 0)

@@ -130,7 +130,7 @@ func TestPortpickerGetsLedgerPorts(t *testing.T) {
 	t.Parallel() // its own data directories and portserver sockets; it checks ports against its own part of the range only
 	requirePortpicker(t)
 	const n = 20
-	const part = "45060-45100"
+	const part = "30060-30100"
 	for _, tc := range []struct {
 		name string
 		addr func(t *testing.T) string
@@ -147,7 +147,7 @@ func TestPortpickerGetsLedgerPorts(t *testing.T) {
 			ps := startPickers(t, n, addr)
 			seen := map[int]bool{}
 			for _, p := range ps {
-				is.True(p.port >= 45060 && p.port <= 45100) // from the portserver's part of the range, not portpicker's fallback
+				is.True(p.port >= 30060 && p.port <= 30100) // from the portserver's part of the range, not portpicker's fallback
 				is.True(!seen[p.port])                      // and a port of its own
 				seen[p.port] = true
 				is.True(!strings.Contains(p.stderr.String(), "portserver")) // portpicker reported no trouble with the server

@@ -31,14 +31,14 @@ func TestReadsNeverChangeTheRange(t *testing.T) {
 		t.Fatalf("range set: %s", errOut)
 	}
 	// Another person's shell profile names another range.
-	other := append(testbin.Env(data, e2eRange), "LEDGER_RANGE=45000-45050")
+	other := append(testbin.Env(data, e2eRange), "LEDGER_RANGE=30000-30050")
 	for _, tt := range []struct {
 		name string
 		args []string
 	}{
 		{"status", []string{"status"}},
 		{"status --json", []string{"status", "--json"}},
-		{"who", []string{"who", "45500"}},
+		{"who", []string{"who", "30500"}},
 		{"history", []string{"history"}},
 		{"usage", []string{"usage"}},
 		{"allocate", []string{"allocate", "--service", "profiled"}},
@@ -49,7 +49,7 @@ func TestReadsNeverChangeTheRange(t *testing.T) {
 			_, errOut, code := runEnv(t, other, tt.args...)
 			is.Equal(code, 0) // the environment's range does not make a command fail
 			if tt.name == "allocate" {
-				is.True(strings.Contains(errOut, "LEDGER_RANGE=45000-45050 is not the ledger's range")) // the person is told
+				is.True(strings.Contains(errOut, "LEDGER_RANGE=30000-30050 is not the ledger's range")) // the person is told
 			}
 			v := rangeChanges(t, data)
 			is.Equal(v.PortRange, e2eRange) // the range is the ledger's
@@ -57,7 +57,7 @@ func TestReadsNeverChangeTheRange(t *testing.T) {
 		})
 	}
 	is := is.New(t)
-	_, errOut, code = run(t, data, "status", "--range", "45000-45050")
+	_, errOut, code = run(t, data, "status", "--range", "30000-30050")
 	is.Equal(code, 2)                               // --range is no flag of a read
 	is.True(strings.Contains(errOut, "-range"))     // naming it
 	is.Equal(len(rangeChanges(t, data).Changes), 1) // nothing recorded
@@ -69,25 +69,25 @@ func TestRangeSetAndItsHistory(t *testing.T) {
 	out, _, code := run(t, data, "range")
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, "Port range "+e2eRange)) // the range set for the test's commands
-	out, _, code = run(t, data, "range", "set", "45500-45700")
+	out, _, code = run(t, data, "range", "set", "30500-30700")
 	is.Equal(code, 0)
-	is.Equal(out, "range "+e2eRange+" -> 45500-45700\n") // the change, said
-	out, _, code = run(t, data, "range", "set", "45500-45700")
+	is.Equal(out, "range "+e2eRange+" -> 30500-30700\n") // the change, said
+	out, _, code = run(t, data, "range", "set", "30500-30700")
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, "nothing recorded")) // a set to the same range records nothing
 	v := rangeChanges(t, data)
-	is.Equal(v.PortRange, "45500-45700")
+	is.Equal(v.PortRange, "30500-30700")
 	is.Equal(len(v.Changes), 2) // the test's own set, then this one
 	is.Equal(v.Changes[1].RangeChanged.From.String(), e2eRange)
-	is.Equal(v.Changes[1].RangeChanged.To.String(), "45500-45700")
+	is.Equal(v.Changes[1].RangeChanged.To.String(), "30500-30700")
 	out, _, _ = run(t, data, "range")
-	is.True(strings.Contains(out, e2eRange+"  45500-45700")) // the table lists the change
+	is.True(strings.Contains(out, e2eRange+"  30500-30700")) // the table lists the change
 
-	port, _, code := run(t, data, "allocate", "--service", "high", "--port", "45650")
+	port, _, code := run(t, data, "allocate", "--service", "high", "--port", "30650")
 	is.Equal(code, 0)
-	is.Equal(strings.TrimSpace(port), "45650")
+	is.Equal(strings.TrimSpace(port), "30650")
 	_, errOut, code := run(t, data, "range", "set", e2eRange)
 	is.Equal(code, 1)                               // refused
-	is.True(strings.Contains(errOut, "port 45650")) // naming the port left outside
+	is.True(strings.Contains(errOut, "port 30650")) // naming the port left outside
 	is.Equal(len(rangeChanges(t, data).Changes), 2) // and nothing recorded
 }

@@ -25,7 +25,7 @@ import (
 
 // runRange is the managed range of the `ledger run` tests: away from the
 // developer's services and from the other tests' ports.
-const runRange = "45000-45100"
+const runRange = "30000-30100"
 
 // runBinaries builds the real ledger binary and the test service
 // (testdata/runchild) once per test process.

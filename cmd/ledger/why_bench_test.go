@@ -74,7 +74,7 @@ func timeProcess(b *testing.B, mk func() *exec.Cmd) {
 func BenchmarkWhyProcess(b *testing.B) {
 	openSockets(b, 1000)
 	data := b.TempDir()
-	const port = 45725
+	const port = 30725
 	ledgerBin := bins.Ledger(b)
 	listener := exec.Command(bins.Program(b, "./cmd/ledger/testdata/listenchild"), "-net", "tcp4", "-addr", "127.0.0.1:"+strconv.Itoa(port))
 	if err := listener.Start(); err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // whyRange is the managed range of the `ledger why` tests.
-const whyRange = "45700-45729"
+const whyRange = "30700-30729"
 
 // whyCmd returns the real binary set up for a data directory and whyRange.
 func whyCmd(t *testing.T, data string, args ...string) *exec.Cmd {
@@ -81,7 +81,7 @@ func TestWhyNamesTheListener(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			is := is.New(t)
 			data := t.TempDir()
-			port := 45700 + i
+			port := 30700 + i
 			child := startListener(t, c.network, net.JoinHostPort(c.host, strconv.Itoa(port)))
 			ans := why(t, data, port)
 			is.Equal(len(ans.Sockets), 1)                   // the child's socket
@@ -111,7 +111,7 @@ func TestWhyNamesTheListener(t *testing.T) {
 
 func TestWhyFreePort(t *testing.T) {
 	is := is.New(t)
-	ans := why(t, t.TempDir(), 45710)
+	ans := why(t, t.TempDir(), 30710)
 	is.Equal(len(ans.Sockets), 0) // nothing listens
 	is.True(ans.Holder == nil)    // nobody holds it
 	is.Equal(ans.Verdict, "free") // so it is free
@@ -131,12 +131,12 @@ func TestWhyTheLedgerAndItsDisagreements(t *testing.T) {
 	t.Run("held and listening: agree, with the history", func(t *testing.T) {
 		is := is.New(t)
 		// An earlier holder that let go, then the present one.
-		run(t, "allocate", "--service", "grace_backend", "--port", "45715")
-		run(t, "release", "45715", "--reason", "process 3121 exited")
-		run(t, "allocate", "--service", "learning", "--port", "45715")
-		child := startListener(t, "tcp4", "127.0.0.1:45715")
-		run(t, "register-pid", "45715", strconv.Itoa(child.Process.Pid))
-		ans := why(t, data, 45715)
+		run(t, "allocate", "--service", "grace_backend", "--port", "30715")
+		run(t, "release", "30715", "--reason", "process 3121 exited")
+		run(t, "allocate", "--service", "learning", "--port", "30715")
+		child := startListener(t, "tcp4", "127.0.0.1:30715")
+		run(t, "register-pid", "30715", strconv.Itoa(child.Process.Pid))
+		ans := why(t, data, 30715)
 		is.True(ans.Holder != nil)                   // held
 		is.Equal(ans.Holder.ServiceName, "learning") // by learning
 		is.Equal(ans.Holder.PID, child.Process.Pid)  // with the listener's pid
@@ -144,16 +144,16 @@ func TestWhyTheLedgerAndItsDisagreements(t *testing.T) {
 		is.Equal(len(ans.Before), 1)                 // one earlier holder
 		is.Equal(ans.Before[0].Allocation.ServiceName, "grace_backend")
 		is.Equal(ans.Before[0].Release.Reason, "process 3121 exited") // and why it let go
-		out := run(t, "why", "45715")
+		out := run(t, "why", "30715")
 		is.True(strings.Contains(out, "held by learning"))      // the human form names the holder
 		is.True(strings.Contains(out, `"process 3121 exited"`)) // and the earlier release
 	})
 	t.Run("allocated to one pid, another listens", func(t *testing.T) {
 		is := is.New(t)
 		holder := startListener(t, "tcp4", "127.0.0.1:0") // alive, on another port
-		run(t, "allocate", "--service", "api", "--port", "45716", "--pid", strconv.Itoa(holder.Process.Pid))
-		other := startListener(t, "tcp4", "127.0.0.1:45716")
-		ans := why(t, data, 45716)
+		run(t, "allocate", "--service", "api", "--port", "30716", "--pid", strconv.Itoa(holder.Process.Pid))
+		other := startListener(t, "tcp4", "127.0.0.1:30716")
+		ans := why(t, data, 30716)
 		is.Equal(ans.Verdict, "other_pid") // the disagreement is named
 		want := fmt.Sprintf("allocated to pid %d (api) but pid %d", holder.Process.Pid, other.Process.Pid)
 		is.True(strings.HasPrefix(ans.Explanation, want))     // which pid holds, which listens
@@ -161,11 +161,11 @@ func TestWhyTheLedgerAndItsDisagreements(t *testing.T) {
 	})
 	t.Run("allocated but nothing listens", func(t *testing.T) {
 		is := is.New(t)
-		run(t, "allocate", "--service", "worker", "--port", "45717")
-		ans := why(t, data, 45717)
+		run(t, "allocate", "--service", "worker", "--port", "30717")
+		ans := why(t, data, 30717)
 		is.Equal(ans.Verdict, "not_listening")                                                 // the disagreement is named
 		is.True(strings.HasPrefix(ans.Explanation, "allocated to worker but nothing listens")) // in words
-		is.True(strings.Contains(ans.Advice, "ledger release 45717"))                          // and what to do
+		is.True(strings.Contains(ans.Advice, "ledger release 30717"))                          // and what to do
 	})
 }
 
@@ -195,12 +195,12 @@ func TestWhyDocker(t *testing.T) {
 	}
 	is := is.New(t)
 	name := fmt.Sprintf("ledger-why-%d", os.Getpid())
-	out, err := exec.Command(docker, "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1:45720:80", "busybox", "httpd", "-f", "-p", "80").CombinedOutput()
+	out, err := exec.Command(docker, "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1:30720:80", "busybox", "httpd", "-f", "-p", "80").CombinedOutput()
 	if err != nil {
 		t.Skipf("cannot start a container: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command(docker, "rm", "-f", name).Run() })
-	ans := why(t, t.TempDir(), 45720)
+	ans := why(t, t.TempDir(), 30720)
 	if ans.Container == nil {
 		t.Skip("docker publishes the port without a docker-proxy (userland proxy off)")
 	}

@@ -25,5 +25,5 @@
 // -count=1 matters: the tests build the binary themselves, so the go test
 // cache does not see changes to the code they run.
 //
-// The tests hand out ports from 44000-44999 and listen on loopback only.
+// The tests hand out ports from 29000-29999 and listen on loopback only.
 package crashtest

@@ -19,7 +19,7 @@ func seedLedger(t *testing.T, data string) {
 			t.Fatalf("allocate %s: %s", svc, r.err)
 		}
 	}
-	if r := run(t, data, "release", "--reason", "done", "43501"); r.code != 0 {
+	if r := run(t, data, "release", "--reason", "done", "28501"); r.code != 0 {
 		t.Fatalf("release: %s", r.err)
 	}
 }
@@ -79,7 +79,7 @@ func TestCorruptLedgerRefused(t *testing.T) {
 				{"serve", "--addr", ""},
 				{"status"},
 				{"allocate", "--service", "after"},
-				{"history", "--port", "43500"},
+				{"history", "--port", "28500"},
 				{"replay"},
 			} {
 				r := run(t, data, args...)

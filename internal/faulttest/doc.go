@@ -5,5 +5,5 @@
 // holds tests only; the fuzz targets live next to the code they fuzz.
 //
 // Tests that need root (mounting a tmpfs) skip themselves when the mount is
-// refused. Every test uses ports of LEDGER_RANGE 43500-43999 on loopback.
+// refused. Every test uses ports of LEDGER_RANGE 28500-28999 on loopback.
 package faulttest

@@ -20,7 +20,7 @@ import (
 )
 
 // testRange keeps these tests' ports away from other packages' tests.
-const testRange = "43500-43999"
+const testRange = "28500-28999"
 
 // bins builds the real binary once for all the tests.
 var bins testbin.Binaries

@@ -17,7 +17,7 @@
 //	}
 //
 //	func TestSomething(t *testing.T) {
-//		cmd := bins.Command(t, t.TempDir(), "45500-45600", "status")
+//		cmd := bins.Command(t, t.TempDir(), "30500-30600", "status")
 //		out, errOut, code := testbin.Run(t, cmd)
 //		...
 //	}

@@ -36,7 +36,7 @@ func TestBinariesBuildOnceAndRemove(t *testing.T) {
 	is.True(strings.HasPrefix(filepath.Base(filepath.Dir(paths[0])), TempPrefix)) // in a directory of ours
 
 	// The binary is the ledger: it runs and knows its subcommands.
-	out, _, code := Run(t, b.Command(t, t.TempDir(), "45900-45910", "status", "--help"))
+	out, _, code := Run(t, b.Command(t, t.TempDir(), "30900-30910", "status", "--help"))
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, "Usage: ledger status")) // the ledger's usage
 
@@ -76,10 +76,10 @@ func TestEnvOverridesTheDevelopersSettings(t *testing.T) {
 	t.Setenv("LEDGER_TOKEN", "secret")
 	t.Setenv("LEDGER_RANGE", "1-2")
 	cmd := exec.Command("sh", "-c", `echo "$LEDGER_DATA|$LEDGER_RANGE|$LEDGER_TOKEN|$LEDGER_ADDR|$LEDGER_SERVICE"`)
-	cmd.Env = Env("/data", "45000-45100")
+	cmd.Env = Env("/data", "30000-30100")
 	out, _, code := Run(t, cmd)
 	is.Equal(code, 0)
-	is.Equal(out, "/data|45000-45100|||\n") // the test's data and range, nothing of the developer's
+	is.Equal(out, "/data|30000-30100|||\n") // the test's data and range, nothing of the developer's
 }
 
 func TestFreeAddrCanBeListenedOn(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 )
 
 // webRange keeps these tests' ports away from the other packages' tests.
-const webRange = "46100-46200"
+const webRange = "31100-31200"
 
 var bins testbin.Binaries
 

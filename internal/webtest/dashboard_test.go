@@ -372,7 +372,7 @@ func TestDashboardStripShowsHealthAndForeignListeners(t *testing.T) {
 	is.NoErr(quiet.Start())
 	t.Cleanup(func() { _ = quiet.Process.Kill(); _ = quiet.Wait() })
 	sick := d.allocate(t, "quiet", "--pid", strconv.Itoa(quiet.Process.Pid))
-	ln, err := net.Listen("tcp", "127.0.0.1:46190") // in webRange, not handed out
+	ln, err := net.Listen("tcp", "127.0.0.1:31190") // in webRange, not handed out
 	is.NoErr(err)
 	t.Cleanup(func() { ln.Close() })
 	testbin.WaitFor(t, "the watchdog finds both", func() bool {
@@ -383,7 +383,7 @@ func TestDashboardStripShowsHealthAndForeignListeners(t *testing.T) {
 		}
 		foreign := false
 		for _, c := range st.PortManager.Conflicts {
-			foreign = foreign || c.Port == 46190
+			foreign = foreign || c.Port == 31190
 		}
 		return unhealthy && foreign
 	})
@@ -394,8 +394,8 @@ func TestDashboardStripShowsHealthAndForeignListeners(t *testing.T) {
 		return evalJS[string](t, tb, fmt.Sprintf(`document.querySelector('#strip rect[data-port="%d"]').getAttribute("class")`, port))
 	}
 	is.Equal(class(sick), "unhealthy") // the strip shows the unhealthy holder
-	is.Equal(class(46190), "foreign")  // and the foreign listener
-	is.Equal(class(46191), "free")     // and a free port
+	is.Equal(class(31190), "foreign")  // and the foreign listener
+	is.Equal(class(31191), "free")     // and a free port
 
 	tb.run(t, "open the port's page", chromedp.Navigate(d.base+"/#/port/"+strconv.Itoa(sick)))
 	tb.waitJS(t, "the port page is drawn", `document.body.dataset.port === "`+strconv.Itoa(sick)+`"`, 5*time.Second)
