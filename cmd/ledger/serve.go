@@ -19,8 +19,8 @@ import (
 
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/httpapi"
+	"github.com/portledger/portledger/internal/portserver"
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/portserver"
 	"github.com/portledger/portledger/projection"
 	"github.com/portledger/portledger/watchdog"
 )

@@ -7,8 +7,8 @@ import (
 	"net"
 
 	"github.com/portledger/portledger/httpapi"
+	"github.com/portledger/portledger/internal/portserver"
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/portserver"
 )
 
 // portserverFlags are serve's flags for the portserver protocol listener.

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portledger/portledger/internal/portserver"
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/portserver"
 )
 
 // benchClients is the number of protocol clients asking at once.

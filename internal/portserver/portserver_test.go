@@ -17,8 +17,8 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/internal/portserver"
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/portserver"
 )
 
 // testRange keeps these tests' ports away from the other packages' tests.
