@@ -35,7 +35,7 @@ const benchPool = 2000
 // client is a goroutine of this process that connects, sends a live PID and
 // reads the answer, as portpicker does.
 //
-//	go test ./portserver -run '^$' -bench Portserver16 -benchtime 4000x
+//	go test ./internal/portserver -run '^$' -bench Portserver16 -benchtime 4000x
 func BenchmarkPortserver16(b *testing.B) {
 	b.Run("ledger", func(b *testing.B) {
 		f := startRange(b, portserver.Config{}, ledger.Range{Lo: 25000, Hi: 25000 + benchPool - 1})
