@@ -31,6 +31,10 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// AllowEphemeral is sent with SetRange: the caller has checked a
+	// range among the kernel's ephemeral ports and means it (the CLI's
+	// --allow-ephemeral); otherwise the daemon refuses such a range.
+	AllowEphemeral bool
 }
 
 var (
@@ -181,7 +185,7 @@ func (c *Client) Release(ctx context.Context, req ledger.ReleaseRequest) (ledger
 
 // SetRange changes the managed range; see ledger.Service.
 func (c *Client) SetRange(ctx context.Context, r ledger.Range) error {
-	return c.do(ctx, http.MethodPut, "/api/ports/range", nil, rangeBody{PortRange: r.String()}, nil)
+	return c.do(ctx, http.MethodPut, "/api/ports/range", nil, rangeBody{PortRange: r.String(), AllowEphemeral: c.AllowEphemeral}, nil)
 }
 
 // Status returns the registry at a point (zero: now) with the daemon's

@@ -45,6 +45,9 @@ type statsBody struct {
 // rangeBody is the request of PUT /api/ports/range.
 type rangeBody struct {
 	PortRange string `json:"port_range"`
+	// AllowEphemeral takes a range that overlaps the kernel's ephemeral
+	// ports (Config.CheckRange refuses it otherwise), as --allow-ephemeral.
+	AllowEphemeral bool `json:"allow_ephemeral,omitempty"`
 }
 
 // healthzBody answers GET /healthz. The PID lets a second daemon name the
@@ -316,7 +319,7 @@ func handleHistory(svc ledger.Service, now func() time.Time, log *slog.Logger) h
 }
 
 // handleSetRange changes the managed range: {"port_range": "LO-HI"}.
-func handleSetRange(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
+func handleSetRange(svc ledger.Service, checkRange func(ledger.Range) error, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var body rangeBody
 		if err := decode(w, r, &body); err != nil {
@@ -325,6 +328,11 @@ func handleSetRange(svc ledger.Service, log *slog.Logger) http.HandlerFunc {
 		rg, err := ledger.ParseRange(body.PortRange)
 		if err != nil {
 			return err
+		}
+		if checkRange != nil && !body.AllowEphemeral {
+			if err := checkRange(rg); err != nil {
+				return err
+			}
 		}
 		if err := svc.SetRange(r.Context(), rg); err != nil {
 			return err

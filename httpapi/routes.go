@@ -53,7 +53,7 @@ func routes(cfg Config) http.Handler {
 			r.Post("/import", handleImport(svc, log))
 			r.Get("/verify", handleVerify(cfg.Chain, log))
 
-			r.Put("/range", handleSetRange(svc, log))
+			r.Put("/range", handleSetRange(svc, cfg.CheckRange, log))
 		})
 		r.Route("/fleet", func(r chi.Router) { fleetRoutes(r, cfg.Fleet, cfg.Now, log) })
 	})

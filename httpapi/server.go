@@ -75,6 +75,11 @@ type Config struct {
 	// Backup answers GET /api/backup with a copy of the ledger file. Nil:
 	// it answers 503.
 	Backup Backuper
+	// CheckRange, when set, vets a new range of PUT /api/ports/range unless
+	// the request says allow_ephemeral: the daemon refuses there, as the CLI
+	// does, a range that overlaps the kernel's ephemeral ports
+	// (commands.CheckEphemeral). Nil: no check (serve --allow-ephemeral).
+	CheckRange func(ledger.Range) error
 	// Fleet answers /api/fleet when the daemon is in a fleet; nil: those
 	// routes answer 404.
 	Fleet FleetReader

@@ -40,7 +40,7 @@ kernel's ephemeral ports is refused unless --allow-ephemeral. --json prints
 		if err := checkNewRange("range set", r, *allowEphemeral); err != nil {
 			return err
 		}
-		return setRange(ctx, e, &c, r)
+		return setRange(ctx, e, &c, r, *allowEphemeral)
 	case pos[0] == "set":
 		return usagef("range set needs one LO-HI, e.g. 'ledger range set 9000-9100'")
 	}
@@ -88,10 +88,15 @@ func printRange(w io.Writer, v rangeView) error {
 	return tw.Flush()
 }
 
-func setRange(ctx context.Context, e *env, c *common, r ledger.Range) error {
+func setRange(ctx context.Context, e *env, c *common, r ledger.Range, allowEphemeral bool) error {
 	b, err := connect(ctx, c)
 	if err != nil {
 		return err
+	}
+	if b.client != nil {
+		// The daemon checks the range again; this command checked it
+		// with its own --allow-ephemeral, which the daemon is told.
+		b.client.AllowEphemeral = allowEphemeral
 	}
 	before, err := b.Status(ctx, ulid.Zero)
 	if err == nil {

@@ -145,7 +145,7 @@ the socket may only read. Every event records who wrote it.`, &c, false)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	d, err := startDaemon(ctx, daemonConfig{Data: c.data, Addr: addr, Security: sec, Range: rng, Watchdog: wopts, Logger: logger, AcceptBrokenChain: *acceptBroken})
+	d, err := startDaemon(ctx, daemonConfig{Data: c.data, Addr: addr, Security: sec, Range: rng, Watchdog: wopts, Logger: logger, AcceptBrokenChain: *acceptBroken, AllowEphemeral: *allowEphemeral})
 	if err != nil {
 		return err
 	}
@@ -233,6 +233,9 @@ type daemonConfig struct {
 	// AcceptBrokenChain starts on a log whose hash chain does not hold,
 	// recording the acceptance (--accept-broken-chain).
 	AcceptBrokenChain bool
+	// AllowEphemeral lets PUT /api/ports/range take a range among the
+	// kernel's ephemeral ports without asking (--allow-ephemeral).
+	AllowEphemeral bool
 }
 
 // startDaemon opens everything and starts serving. On error nothing is left
@@ -291,7 +294,12 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (_ *daemon, err error) {
 	wopts.Logger = logger
 	wopts.OnSweep = metrics.Sweep
 	d.wd = watchdog.New(d.svc, wopts)
+	checkRange := commands.CheckEphemeral
+	if cfg.AllowEphemeral {
+		checkRange = nil
+	}
 	handler := httpapi.NewServer(httpapi.Config{
+		CheckRange: checkRange,
 		Service: importer{Ledger: d.svc, rebuild: d.rebuildFiles}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 		AllowedHosts: sec.allowedHosts(addr), WriteGroups: sec.writeGroups(),
 		Metrics: metrics, Chain: log, Backup: log,
