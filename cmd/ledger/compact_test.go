@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/matryer/is"
-	"github.com/portledger/portledger/internal/testbin"
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -47,20 +44,7 @@ func TestCompactThroughTheBinary(t *testing.T) {
 func TestCompactRefusesWhileADaemonServes(t *testing.T) {
 	is := is.New(t)
 	data := t.TempDir()
-	addr := testbin.FreeAddr(t)
-	serve := ledgerCmd(t, data, "serve", "--addr", addr)
-	var serveErr bytes.Buffer
-	serve.Stderr = &serveErr
-	is.NoErr(serve.Start())
-	defer serve.Process.Kill()
-	testbin.WaitFor(t, "daemon answers /healthz", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	startServe(t, data)
 	_, _, code := run(t, data, "allocate", "--service", "api")
 	is.Equal(code, 0) // allocate through the daemon
 	before, _, code := run(t, data, "history", "--json")
