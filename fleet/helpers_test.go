@@ -167,12 +167,13 @@ func reader(tb testing.TB, url string) (*fleet.Reader, *nats.Conn) {
 
 // hostEvents reads every event message of host on the stream, in stream
 // order, with an ordered consumer of its own (not the Reader). A cluster
-// that just lost a hub may refuse a consumer for a few seconds: the read is
-// tried again for up to 20 s.
+// that just lost a hub may refuse or stall a consumer while it elects new
+// leaders (longer under the race detector on a loaded machine): each try
+// has 5 s, and the read is tried again for up to 60 s.
 func hostEvents(tb testing.TB, url, host string) []ulid.ULID {
 	tb.Helper()
 	_, nc := reader(tb, url)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ids, err := readHostEvents(nc, host)
 		if err == nil {
@@ -190,7 +191,7 @@ func readHostEvents(nc *nats.Conn, host string) ([]ulid.ULID, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, fleet.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{fleet.HostEvents(host)}})
 	if err != nil {
