@@ -1,0 +1,285 @@
+package commands_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/commands"
+	"github.com/portledger/portledger/internal/fixture"
+	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
+)
+
+// The 10M benchmarks read a busy CI host's year: 10M events over 365 days
+// on the 101 ports 8000-8100 (about 100k events a port), with about 1M
+// distinct service names, a snapshot every 10,000 events and the daemon's
+// projection files. The log is built once into the fixture cache
+// (go run ./internal/fixture/cmd/build) and read from there; the benchmarks
+// run only with LEDGER_BENCH_10M=1:
+//
+//	LEDGER_BENCH_10M=1 go test -run '^$' -bench 10M -benchtime 200x ./commands/
+var scale = fixture.Shared{
+	Spec:  fixture.Year(10_000_000, fixture.YearBatch, 1_000_000),
+	Cache: true,
+	Env:   "LEDGER_BENCH_10M",
+}
+
+// scaleSpan is the time the scale fixture covers.
+func scaleSpan() (time.Time, time.Duration) {
+	s := scale.Spec
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	return start, time.Duration(s.Events/s.Batch) * s.Step
+}
+
+// openScale opens the scale fixture read-only and a Ledger on it.
+func openScale(b *testing.B) *commands.Ledger {
+	b.Helper()
+	log := scale.Open(b)
+	l, err := commands.New(commands.Config{Log: log, PortFree: func(int) error { return nil }})
+	if err != nil {
+		b.Fatalf("new ledger: %v", err)
+	}
+	b.Cleanup(func() { l.Close() })
+	return l
+}
+
+// scalePoint is a random moment in the scale fixture's year.
+func scalePoint(rng *rand.Rand) ulid.ULID {
+	start, span := scaleSpan()
+	return ledger.UntilID(start.Add(time.Duration(rng.Int64N(int64(span)))))
+}
+
+func BenchmarkStatusAt10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(2, 3))
+	var times []time.Duration
+	for b.Loop() {
+		at := scalePoint(rng)
+		start := time.Now()
+		st, err := l.Status(ctx, at)
+		times = append(times, time.Since(start))
+		if err != nil || st.PortManager.AsOf.IsZero() {
+			b.Fatalf("status at %s: %v", at, err)
+		}
+	}
+	reportP95(b, times)
+}
+
+func BenchmarkWho10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 5))
+	var times []time.Duration
+	for b.Loop() {
+		at, port := scalePoint(rng), fixture.FirstPort+rng.IntN(fixture.Ports)
+		start := time.Now()
+		_, err := l.Who(ctx, port, at)
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportP95(b, times)
+}
+
+// BenchmarkWhoNow10M is `ledger who PORT`: who holds it now.
+func BenchmarkWhoNow10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 5))
+	var times []time.Duration
+	for b.Loop() {
+		port := fixture.FirstPort + rng.IntN(fixture.Ports)
+		start := time.Now()
+		_, err := l.Who(ctx, port, ulid.ULID{})
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportP95(b, times)
+}
+
+// BenchmarkHistoryPortNewest10M reads the newest page of 100 of a port
+// with about 100k events.
+func BenchmarkHistoryPortNewest10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(8, 9))
+	var times []time.Duration
+	n := 0
+	for b.Loop() {
+		port := fixture.FirstPort + rng.IntN(fixture.Ports)
+		start := time.Now()
+		evs, err := l.History(ctx, ledger.HistoryQuery{Port: port, Newest: true, Limit: 100})
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(evs)
+	}
+	reportP95(b, times)
+	b.ReportMetric(float64(n)/float64(len(times)), "events/op")
+}
+
+// BenchmarkHistoryPortPage10M reads a page of 100 of a port's history
+// before a random moment, newest first: paging back through it.
+func BenchmarkHistoryPortPage10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(10, 11))
+	var times []time.Duration
+	n := 0
+	for b.Loop() {
+		port, at := fixture.FirstPort+rng.IntN(fixture.Ports), scalePoint(rng)
+		start := time.Now()
+		evs, err := l.History(ctx, ledger.HistoryQuery{Port: port, Until: at, Newest: true, Limit: 100})
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(evs)
+	}
+	reportP95(b, times)
+	b.ReportMetric(float64(n)/float64(len(times)), "events/op")
+}
+
+// BenchmarkUsageWeek10M is `ledger usage --since 7d` at the end of the
+// year: about 190k events and 19k service names in the window.
+func BenchmarkUsageWeek10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	start, span := scaleSpan()
+	end := start.Add(span)
+	q := ledger.UsageQuery{Since: ledger.SinceID(end.Add(-7 * 24 * time.Hour))}
+	var times []time.Duration
+	services := 0
+	for b.Loop() {
+		t0 := time.Now()
+		us, err := l.Usage(ctx, q)
+		times = append(times, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		services = len(us)
+	}
+	reportP95(b, times)
+	b.ReportMetric(float64(services), "services")
+}
+
+// BenchmarkDaemonStart10M is what `ledger serve` does before it listens,
+// with the projection files present, as BenchmarkDaemonStart1M.
+func BenchmarkDaemonStart10M(b *testing.B) {
+	layout := scale.Layout(b)
+	var times []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		log, err := ledger.Open(layout.DB(), ledger.Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep, err := log.VerifyChainSinceSnapshot(); err != nil || !rep.OK() {
+			b.Fatalf("chain check at start: %+v %v", rep.Break, err)
+		}
+		l, err := commands.New(commands.Config{Log: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		files, err := projection.OpenFiles(layout, log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := files.CatchUp()
+		times = append(times, time.Since(start))
+		if err != nil || n != 0 {
+			b.Fatalf("catch up wrote %d events: %v", n, err)
+		}
+		files.Close()
+		l.Close()
+		log.Close()
+	}
+	reportP95(b, times)
+}
+
+// BenchmarkCommit10M times one durable allocate+release cycle, under a
+// fresh service name as CI tools give, on a copy of the scale fixture and
+// on a fresh log, alternately in one loop, and reports both and their
+// ratio: the writer's cost per commit must not grow with the log or with
+// the service names it has seen.
+func BenchmarkCommit10M(b *testing.B) {
+	src := scale.Path(b)
+	dir := b.TempDir()
+	big := filepath.Join(dir, "big.db")
+	if err := copyFile(big, src); err != nil {
+		b.Fatal(err)
+	}
+	open := func(path string) *commands.Ledger {
+		log, err := ledger.Open(path, ledger.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l, err := commands.New(commands.Config{Log: log, PortFree: func(int) error { return nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Close(); log.Close() })
+		return l
+	}
+	onBig, onFresh := open(big), open(filepath.Join(dir, "fresh.db"))
+	ctx := context.Background()
+	cycle := func(l *commands.Ledger, i int) time.Duration {
+		start := time.Now()
+		a, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: fmt.Sprintf("bench-run-%07d", i), StartedBy: "bench", Purpose: "commit cost"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: "done"}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var tBig, tFresh time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		if i%2 == 0 {
+			tBig += cycle(onBig, i)
+			tFresh += cycle(onFresh, i)
+		} else {
+			tFresh += cycle(onFresh, i)
+			tBig += cycle(onBig, i)
+		}
+	}
+	b.ReportMetric(float64(tFresh.Microseconds())/float64(i), "fresh-µs/cycle")
+	b.ReportMetric(float64(tBig.Microseconds())/float64(i), "10M-µs/cycle")
+	b.ReportMetric(float64(tBig)/float64(tFresh), "10M/fresh")
+}
+
+func BenchmarkDiskPerEvent10M(b *testing.B) {
+	scale.ReportDiskPerEvent(b)
+}
+
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
