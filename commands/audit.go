@@ -113,7 +113,7 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 		start = reg
 	}
 	usage := projection.NewUsage(start, ledger.IDTime(q.Since))
-	err := l.log.Scan(after, q.Until, func(e ledger.Event) error {
+	err := l.log.ScanTypes(after, q.Until, projection.UsageTypes, func(e ledger.Event) error {
 		usage.Apply(e)
 		return ctx.Err()
 	})

@@ -476,3 +476,35 @@ func TestScanPortIndexWithoutCopies(t *testing.T) {
 	err = l.ScanPort(8000, ulid.ULID{}, ulid.ULID{}, func(ledger.Event) error { return nil })
 	is.True(errors.Is(err, ledger.ErrCorrupt)) // a dangling index entry is corruption
 }
+
+func TestScanTypesIsScanOfThoseTypes(t *testing.T) {
+	is := is.New(t)
+	l := ledgertest.MustOpenLog(t, ledger.Options{})
+	var evs []ledger.Event
+	for i := range 30 {
+		port := 9000 + i%3
+		switch i % 3 {
+		case 0:
+			evs = append(evs, ledger.Event{Type: ledger.EventAllocated, Port: port, Allocated: &ledger.Allocated{ServiceName: fmt.Sprintf("svc-%d", i), StartedBy: "t"}})
+		case 1:
+			evs = append(evs, stats(port, int64(i)))
+		default:
+			evs = append(evs, ledger.Event{Type: ledger.EventReleased, Port: port, Released: &ledger.Released{Reason: "done"}})
+		}
+	}
+	all := mustAppend(t, l, evs...)
+	types := []ledger.EventType{ledger.EventAllocated, ledger.EventReleased}
+	for _, w := range []struct{ after, until ulid.ULID }{{}, {all[4].ID, all[20].ID}, {all[0].ID, ulid.ULID{}}} {
+		var want, got []ulid.ULID
+		for _, e := range scanAll(t, l, w.after, w.until) {
+			if e.Type == ledger.EventAllocated || e.Type == ledger.EventReleased {
+				want = append(want, e.ID)
+			}
+		}
+		is.NoErr(l.ScanTypes(w.after, w.until, types, func(e ledger.Event) error {
+			got = append(got, e.ID)
+			return nil
+		}))
+		is.Equal(got, want)
+	}
+}

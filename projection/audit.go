@@ -96,6 +96,10 @@ func (u *Usage) closeHold(port int, at time.Time) {
 	}
 }
 
+// UsageTypes are the types of the events that change a Usage; Apply
+// ignores the others, so a window can be read with ledger.Log.ScanTypes.
+var UsageTypes = []ledger.EventType{ledger.EventAllocated, ledger.EventReleased}
+
 // Apply folds one event of the window.
 func (u *Usage) Apply(e ledger.Event) {
 	switch e.Type {
