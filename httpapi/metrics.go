@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 	"github.com/prometheus/client_golang/prometheus"
@@ -309,7 +308,7 @@ var knownMethods = map[string]bool{
 func (m *Metrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		ww := &statusWriter{ResponseWriter: w}
 		defer func() {
 			route := "unmatched"
 			if rc := chi.RouteContext(r.Context()); rc != nil {
@@ -321,7 +320,7 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 			if !knownMethods[method] {
 				method = "other"
 			}
-			status := ww.Status()
+			status := ww.status
 			if status == 0 {
 				status = http.StatusOK
 			}
@@ -406,3 +405,28 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastSweep, last)
 	}
 }
+
+// statusWriter remembers the status a handler answered with, for
+// instrument. Unwrap lets http.ResponseController reach the connection's
+// own writer (the event stream flushes through it).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	// 1xx answers (103 Early Hints) come before the final one; 101 is final.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,4 +99,23 @@ func TestMetricsPortserverOutcomes(t *testing.T) {
 	counts[0] = 21
 	is.Equal(metricLine(t, e, `portledger_portserver_requests_total{outcome="answered"}`),
 		`portledger_portserver_requests_total{outcome="answered"} 21`) // read again at the next scrape
+}
+
+// statusWriter records the final status, not an informational one, and
+// lets http.ResponseController flush through it.
+func TestStatusWriter(t *testing.T) {
+	is := is.New(t)
+	rec := httptest.NewRecorder()
+	w := &statusWriter{ResponseWriter: rec}
+	w.WriteHeader(http.StatusEarlyHints)
+	is.Equal(w.status, 0) // 103 is not the answer
+	w.WriteHeader(http.StatusCreated)
+	is.Equal(w.status, http.StatusCreated)
+	is.NoErr(http.NewResponseController(w).Flush()) // reaches the recorder's Flush
+	is.True(rec.Flushed)
+
+	w = &statusWriter{ResponseWriter: httptest.NewRecorder()}
+	_, err := w.Write([]byte("{}"))
+	is.NoErr(err)
+	is.Equal(w.status, http.StatusOK) // a body without a header is a 200
 }
