@@ -1,9 +1,9 @@
 // Package testbin builds the real `ledger` binary for the tests that drive
 // it as a user would (cmd/ledger's end-to-end and `ledger run` tests,
 // internal/crashtest, internal/faulttest), and holds the small helpers those
-// tests share: running a command to the end, a free loopback address,
-// polling for a condition, a buffer that a process writes while a test
-// reads it.
+// tests share: running a command to the end, starting a daemon and
+// stopping it (Serve, StartDaemon), a free loopback address, polling for a
+// condition, a buffer that a process writes while a test reads it.
 //
 // A Binaries builds each program at most once per test process, into a
 // temporary directory that the package's TestMain removes:
