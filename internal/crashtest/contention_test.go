@@ -65,7 +65,7 @@ func contentionRound(t *testing.T) {
 	data := t.TempDir()
 	layout := ledger.Layout{Dir: data}
 	sock := httpapi.NewSocketClient(layout.Socket(), "")
-	d := startDaemon(t, data, "", sock.Ping)
+	d := startDaemon(t, data, "")
 
 	in := newIntent()
 	in.owns = func(by, service string) bool {
@@ -125,14 +125,12 @@ func contentionRound(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	sigAt := time.Now()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
+	d.Signal(t, syscall.SIGTERM)
 	stopped := make(chan struct{})
 	var exitAt time.Time
 	go func() {
 		defer close(stopped)
-		<-d.done
+		<-d.Done()
 		exitAt = time.Now()
 	}()
 	// The daemon removes its socket when it stops accepting; it holds the
@@ -145,10 +143,10 @@ func contentionRound(t *testing.T) {
 	}
 	launch(procs[contenders/2:])
 	wg.Wait()
-	exitCode, exitSig := d.wait(t)
+	exitCode, exitSig := d.Wait(t)
 	<-stopped
 	if exitCode != 0 {
-		t.Errorf("the daemon exited %d (signal %v) after SIGTERM, want 0\n%s", exitCode, exitSig, d.stderr)
+		t.Errorf("the daemon exited %d (signal %v) after SIGTERM, want 0\n%s", exitCode, exitSig, d.Stderr)
 	}
 	if _, err := os.Stat(layout.Socket()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the socket is still there after a clean stop (%v)", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portledger/portledger/httpapi"
+	"github.com/portledger/portledger/internal/testbin"
 	"github.com/portledger/portledger/ledger"
 )
 
@@ -156,9 +157,8 @@ func crashRounds(t *testing.T, sig syscall.Signal) {
 	data := t.TempDir()
 	addr := freeAddr(t)
 	base := "http://" + addr
-	ping := httpapi.NewClient(base, "").Ping
-	d := startDaemon(t, data, addr, ping)
-	token := daemonToken(t, data)
+	d := startDaemon(t, data, addr)
+	token := testbin.TokenFile(t, data)
 
 	in := newIntent()
 	var acks, stopping atomic.Int64
@@ -189,28 +189,28 @@ func crashRounds(t *testing.T, sig syscall.Signal) {
 		deadline := time.Now().Add(readyTimeout)
 		for acks.Load() < want {
 			if time.Now().After(deadline) {
-				t.Fatalf("the clients got %d answers in %s, want %d\n%s", acks.Load()-want+more, readyTimeout, more, d.stderr)
+				t.Fatalf("the clients got %d answers in %s, want %d\n%s", acks.Load()-want+more, readyTimeout, more, d.Stderr)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
 
 	var cutAt []int64 // acknowledged commands when each stop began
-	var stopped []*daemon
+	var stopped []*testbin.Daemon
 	for round := range n {
 		waitAcks(2 * loadClients)
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 		stopping.Add(1)
 		cutAt = append(cutAt, acks.Load())
-		code, killedBy := d.stop(t, sig)
+		code, killedBy := d.Stop(t, sig)
 		switch sig {
 		case syscall.SIGKILL:
 			if killedBy != syscall.SIGKILL {
-				t.Fatalf("round %d: the daemon was not killed: exit %d, signal %v\n%s", round, code, killedBy, d.stderr)
+				t.Fatalf("round %d: the daemon was not killed: exit %d, signal %v\n%s", round, code, killedBy, d.Stderr)
 			}
 		default:
 			if code != 0 {
-				t.Fatalf("round %d: after SIGTERM the daemon exited %d (signal %v), want 0\n%s", round, code, killedBy, d.stderr)
+				t.Fatalf("round %d: after SIGTERM the daemon exited %d (signal %v), want 0\n%s", round, code, killedBy, d.Stderr)
 			}
 			if _, err := os.Stat(ledger.Layout{Dir: data}.Socket()); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("round %d: the socket is still there after a clean stop (%v)", round, err)
@@ -218,13 +218,13 @@ func crashRounds(t *testing.T, sig syscall.Signal) {
 		}
 		stopped = append(stopped, d)
 		checkFile(t, data)
-		d = startDaemon(t, data, addr, ping)
+		d = startDaemon(t, data, addr)
 		stopping.Add(1)
 	}
 	waitAcks(2 * loadClients)
 	stopClients()
-	if code, killedBy := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("final stop: exit %d (signal %v)\n%s", code, killedBy, d.stderr)
+	if code, killedBy := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("final stop: exit %d (signal %v)\n%s", code, killedBy, d.Stderr)
 	}
 
 	facts := checkLog(t, data, in)
@@ -251,7 +251,7 @@ func crashRounds(t *testing.T, sig syscall.Signal) {
 	if len(problems) > 0 {
 		t.Errorf("%d requests in flight at a %s failed:\n%s", len(problems), sigName(sig), strings.Join(problems, "\n"))
 		for i, d := range append(stopped, d) {
-			t.Logf("daemon %d:\n%s", i, d.stderr)
+			t.Logf("daemon %d:\n%s", i, d.Stderr)
 		}
 	}
 }
@@ -281,15 +281,4 @@ func outcomeLine(m map[string]int) string {
 		fmt.Fprintf(&b, "%s: %d", k, m[k])
 	}
 	return b.String()
-}
-
-// daemonToken returns the bearer token the daemon made in data at its first
-// start; writes over TCP need it.
-func daemonToken(t *testing.T, data string) string {
-	t.Helper()
-	b, err := os.ReadFile(ledger.Layout{Dir: data}.Token())
-	if err != nil {
-		t.Fatalf("the daemon's token: %v", err)
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +23,9 @@ import (
 // portRange keeps these tests' ports away from other packages' tests.
 const portRange = "29000-29999"
 
-// Generous bounds: a slow machine makes a test slow, never wrong.
-const (
-	readyTimeout = 30 * time.Second // a daemon answers its first ping
-	stopTimeout  = 30 * time.Second // a signalled daemon exits
-)
+// readyTimeout bounds how long the clients wait for answers from a running
+// daemon: a slow machine makes a test slow, never wrong.
+const readyTimeout = 30 * time.Second
 
 // bins builds the real binary once for all the tests.
 var bins testbin.Binaries
@@ -71,81 +68,12 @@ func ledgerEnv(data string) []string {
 	return testbin.Env(data, portRange)
 }
 
-// daemon is one run of `ledger serve`.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *testbin.Buffer
-	done   chan struct{} // closed when the process has exited
-	err    error         // Wait's error, set before done closes
-}
-
 // startDaemon starts `ledger serve` on data with the watchdog kept quiet, so
-// that every event of the log comes from a test client, and waits until
-// ping succeeds.
-func startDaemon(t *testing.T, data, addr string, ping func(context.Context) error) *daemon {
+// that every event of the log comes from a test client, and waits until it
+// answers on addr, or on its socket when addr is "".
+func startDaemon(t *testing.T, data, addr string) *testbin.Daemon {
 	t.Helper()
-	cmd := exec.Command(ledgerBin, "serve", "--addr", addr,
-		"--interval", "1h", "--lease", "1h", "--start-grace", "1h")
-	cmd.Env = ledgerEnv(data)
-	d := &daemon{cmd: cmd, stderr: &testbin.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ledger serve: %v", err)
-	}
-	go func() {
-		d.err = cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := ping(ctx)
-		cancel()
-		if err == nil {
-			return d
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("ledger serve exited before it answered: %v\n%s", d.err, d.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ledger serve did not answer within %s: %v\n%s", readyTimeout, err, d.stderr)
-		}
-	}
-}
-
-// stop sends sig and waits for the process to exit. It returns the exit
-// code, or -1 with the signal when the process died of one.
-func (d *daemon) stop(t *testing.T, sig syscall.Signal) (code int, killedBy syscall.Signal) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v: %v", sig, err)
-	}
-	return d.wait(t)
-}
-
-// wait waits for the process to exit; see stop.
-func (d *daemon) wait(t *testing.T) (code int, killedBy syscall.Signal) {
-	t.Helper()
-	select {
-	case <-d.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("ledger serve did not exit within %s\n%s", stopTimeout, d.stderr)
-	}
-	st := d.cmd.ProcessState
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return -1, ws.Signal()
-	}
-	return st.ExitCode(), 0
+	return bins.Serve(t, data, portRange, addr, "--interval", "1h", "--lease", "1h", "--start-grace", "1h")
 }
 
 // freeAddr returns a loopback address that nothing listens on right now.
