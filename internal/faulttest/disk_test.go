@@ -186,7 +186,7 @@ func TestFileSizeLimitDaemon(t *testing.T) {
 	acked++
 	info, err := os.Stat(ledger.Layout{Dir: data}.DB())
 	is.NoErr(err)
-	setFileSizeLimit(t, d.cmd.Process.Pid, uint64(info.Size()))
+	setFileSizeLimit(t, d.Pid(), uint64(info.Size()))
 
 	var failed []byte
 	for i := range 499 {
@@ -208,7 +208,7 @@ func TestFileSizeLimitDaemon(t *testing.T) {
 	t.Logf("file size capped at %d bytes: %d allocations acknowledged, then %s", info.Size(), acked, strings.TrimSpace(string(failed)))
 	is.Equal(len(allocations(t, d)), acked) // reads work and hold every acknowledged allocation
 
-	setFileSizeLimit(t, d.cmd.Process.Pid, 0)
+	setFileSizeLimit(t, d.Pid(), 0)
 	status, _ = allocateHTTP(t, d, "after")
 	is.Equal(status, http.StatusCreated) // the limit lifted: recovered without a restart
 	acked++

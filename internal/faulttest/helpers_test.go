@@ -9,14 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portledger/portledger/internal/testbin"
-	"github.com/portledger/portledger/ledger"
 )
 
 // testRange keeps these tests' ports away from other packages' tests.
@@ -51,57 +49,20 @@ func run(t testing.TB, data string, args ...string) result {
 	return result{out: out, err: errOut, code: code}
 }
 
-// daemon is a running `ledger serve`.
+// daemon is a running `ledger serve` on a TCP address of its own, and the
+// bearer token it serves there: --token's, else the data directory's token
+// file.
 type daemon struct {
-	cmd    *exec.Cmd
-	addr   string // host:port of the REST API
-	token  string // the bearer token over TCP: --token, else the data directory's token file
-	stderr *testbin.Buffer
-	done   chan error
+	*testbin.Daemon
+	token string
 }
 
 // startDaemon starts `ledger serve` on data with a TCP address of its own
 // and waits until /healthz answers. Cleanup stops it with SIGTERM.
 func startDaemon(t testing.TB, data string, flags ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: testbin.FreeAddr(t), stderr: &testbin.Buffer{}, done: make(chan error, 1)}
-	d.cmd = ledgerCmd(t, data, append([]string{"serve", "--addr", d.addr, "--interval", "1h"}, flags...)...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.stop(t) })
-	waitFor(t, "daemon answers /healthz", func() bool {
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("daemon exited: %v\n%s", err, d.stderr.String())
-		default:
-		}
-		resp, err := http.Get("http://" + d.addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	d.token = tokenOf(t, data, flags)
-	return d
-}
-
-// tokenOf returns the token a daemon started with flags on data serves:
-// --token's, else the one it wrote in the data directory.
-func tokenOf(t testing.TB, data string, flags []string) string {
-	t.Helper()
-	if i := slices.Index(flags, "--token"); i >= 0 && i+1 < len(flags) {
-		return flags[i+1]
-	}
-	b, err := os.ReadFile(ledger.Layout{Dir: data}.Token())
-	if err != nil {
-		t.Fatalf("the daemon's token: %v", err)
-	}
-	return strings.TrimSpace(string(b))
+	d := bins.Serve(t, data, testRange, testbin.FreeAddr(t), append([]string{"--interval", "1h"}, flags...)...)
+	return &daemon{Daemon: d, token: d.Token(t)}
 }
 
 // authorize adds the daemon's token to req and, when it has a body, the
@@ -114,27 +75,19 @@ func (d *daemon) authorize(req *http.Request) *http.Request {
 	return req
 }
 
-// stop ends the daemon with SIGTERM and waits for it (once).
+// stop ends the daemon with SIGTERM and waits for it (once): it must exit 0.
 func (d *daemon) stop(t testing.TB) {
 	t.Helper()
-	if d.cmd.ProcessState != nil {
+	if d.Exited() {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Errorf("daemon: %v\n%s", err, d.stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		t.Errorf("daemon did not stop; stderr:\n%s", d.stderr.String())
+	if code, sig := d.Stop(t, syscall.SIGTERM); code != 0 || sig != 0 {
+		t.Errorf("daemon: exit %d (signal %v)\n%s", code, sig, d.Stderr)
 	}
 }
 
 // url returns the daemon's URL of path.
-func (d *daemon) url(path string) string { return "http://" + d.addr + path }
+func (d *daemon) url(path string) string { return "http://" + d.Addr + path }
 
 // call sends one request to the daemon and returns the status and the body.
 func call(t testing.TB, method, url, body, token string) (int, []byte) {

@@ -37,12 +37,12 @@ func TestSlowClients(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", d.addr)
+				conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", d.Addr)
 				if err != nil {
 					return
 				}
 				connected.Add(1)
-				req := fmt.Sprintf("GET /api/ports/status HTTP/1.1\r\nHost: %s\r\nX-Slow-%d: %s", d.addr, i, strings.Repeat("a", 64))
+				req := fmt.Sprintf("GET /api/ports/status HTTP/1.1\r\nHost: %s\r\nX-Slow-%d: %s", d.Addr, i, strings.Repeat("a", 64))
 				for j := 0; j < len(req) && ctx.Err() == nil; j++ {
 					if _, err := conn.Write([]byte{req[j]}); err != nil {
 						cutOff.Add(1)

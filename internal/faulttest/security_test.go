@@ -52,12 +52,12 @@ func TestDaemonSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(held.Port)
-	_, portOfAPI, _ := strings.Cut(d.addr, ":")
+	_, portOfAPI, _ := strings.Cut(d.Addr, ":")
 	kthread := "2" // kthreadd, when this pid namespace shows kernel threads
 	if b, err := os.ReadFile("/proc/2/stat"); err != nil || !strings.Contains(string(b), "(kthreadd)") {
 		kthread = ""
 	}
-	daemonPID := strconv.Itoa(d.cmd.Process.Pid)
+	daemonPID := strconv.Itoa(d.Pid())
 
 	cross := map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
 	rebound := map[string]string{"Origin": "http://evil.example:" + portOfAPI, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
@@ -150,7 +150,7 @@ func TestDaemonSecurity(t *testing.T) {
 		is.Equal(status, http.StatusOK) // and the health-check
 		r := run(t, data, "allocate", "--service", "cli")
 		is.Equal(r.code, 0) // the CLI writes through the socket without a token: %s
-		r = run(t, data, "status", "--addr", d.addr)
+		r = run(t, data, "status", "--addr", d.Addr)
 		is.Equal(r.code, 0) // and over TCP it finds the token in the data directory: %s
 
 		var h struct{ Events []ledger.Event }
@@ -168,7 +168,7 @@ func TestDaemonSecurity(t *testing.T) {
 		is.Equal(*viaTCP, ledger.Actor{Via: ledger.ViaTCP, UID: -1, Token: "default"}) // over TCP, the token's name
 		is.Equal(viaSocket.Via, ledger.ViaSocket)                                      // over the socket
 		is.Equal(viaSocket.UID, os.Getuid())                                           // the caller's uid
-		is.True(viaSocket.PID > 0 && viaSocket.PID != d.cmd.Process.Pid)               // and the CLI's pid
+		is.True(viaSocket.PID > 0 && viaSocket.PID != d.Pid())                         // and the CLI's pid
 		r = run(t, data, "history")
 		is.Equal(r.code, 0)
 		is.True(strings.Contains(r.out, `actor="token default (tcp)"`))                                               // people see the writer too
