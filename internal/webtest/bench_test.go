@@ -174,8 +174,8 @@ func BenchmarkMetricsScrape(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+d.token(b))
-	cpu0 := procCPU(b, d.cmd.Process.Pid)
+	req.Header.Set("Authorization", "Bearer "+d.Token(b))
+	cpu0 := procCPU(b, d.Pid())
 	for b.Loop() {
 		t0 := time.Now()
 		resp, err := http.DefaultClient.Do(req)
@@ -190,7 +190,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		lat = append(lat, time.Since(t0))
 		size = len(body)
 	}
-	cpu := procCPU(b, d.cmd.Process.Pid) - cpu0
+	cpu := procCPU(b, d.Pid()) - cpu0
 	slices.Sort(lat)
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(lat)), "daemon-cpu-ms/scrape")
 	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")

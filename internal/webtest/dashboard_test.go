@@ -42,7 +42,7 @@ func dashboardURL(tb testing.TB, d *daemon) string {
 	re := regexp.MustCompile(`msg=dashboard url="?([^"\s]+)`)
 	var url string
 	testbin.WaitFor(tb, "ledger serve prints the dashboard's URL", func() bool {
-		sc := bufio.NewScanner(strings.NewReader(d.stderr.String()))
+		sc := bufio.NewScanner(strings.NewReader(d.Stderr.String()))
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				url = m[1]

@@ -23,7 +23,7 @@ func scrape(tb testing.TB, d *daemon) map[string]*dto.MetricFamily {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+d.token(tb))
+	req.Header.Set("Authorization", "Bearer "+d.Token(tb))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
@@ -157,7 +157,7 @@ func TestMetricsAcrossAllocateReleaseSweep(t *testing.T) {
 
 	port := d.allocate(t, "api")
 	refusedBefore, _ := value(before, "portledger_allocations_refused_total", "code", "conflict")
-	_, _, code := testbin.Run(t, bins.Command(t, d.data, webRange, "allocate", "--service", "other", "--port", strconv.Itoa(port)))
+	_, _, code := testbin.Run(t, bins.Command(t, d.Data, webRange, "allocate", "--service", "other", "--port", strconv.Itoa(port)))
 	is.Equal(code, 1) // a held port is refused
 	mid := scrape(t, d)
 	d.ledger(t, "release", strconv.Itoa(port), "--reason", "done")
