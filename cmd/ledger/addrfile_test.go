@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/internal/testbin"
@@ -24,11 +22,7 @@ func TestTCPFallbackReachesTheDaemon(t *testing.T) {
 	data := t.TempDir()
 	layout := ledger.Layout{Dir: data}
 	addr := testbin.FreeAddr(t)
-	serve := ledgerCmd(t, data, "serve", "--addr", addr)
-	var serveErr bytes.Buffer
-	serve.Stderr = &serveErr
-	is.NoErr(serve.Start())
-	defer serve.Process.Kill()
+	serve := bins.Serve(t, data, e2eRange, addr)
 	testbin.WaitFor(t, "the daemon records its address", func() bool {
 		_, err := os.Stat(addrFile(layout))
 		return err == nil
@@ -45,15 +39,9 @@ func TestTCPFallbackReachesTheDaemon(t *testing.T) {
 	is.NoErr(err) // a write goes through with the token file's token
 	is.True(a.Port > 0)
 
-	is.NoErr(serve.Process.Signal(syscall.SIGTERM))
-	done := make(chan error, 1)
-	go func() { done <- serve.Wait() }()
-	select {
-	case err := <-done:
-		is.NoErr(err) // stopped cleanly
-	case <-time.After(20 * time.Second):
-		t.Fatalf("daemon did not stop; stderr:\n%s", serveErr.String())
-	}
+	code, sig := serve.Stop(t, syscall.SIGTERM)
+	is.Equal(code, 0) // stopped cleanly
+	is.Equal(sig, syscall.Signal(0))
 	_, err = os.Stat(addrFile(layout))
 	is.True(errors.Is(err, os.ErrNotExist)) // the address goes with the daemon
 

@@ -208,25 +208,13 @@ func TestServeEndToEnd(t *testing.T) {
 	is := is.New(t)
 	data := t.TempDir()
 	addr := testbin.FreeAddr(t)
-	serve := ledgerCmd(t, data, "serve", "--addr", addr)
-	var serveErr bytes.Buffer
-	serve.Stderr = &serveErr
-	is.NoErr(serve.Start())
-	defer serve.Process.Kill()
-	testbin.WaitFor(t, "daemon answers /healthz", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	serve := bins.Serve(t, data, e2eRange, addr)
 
 	// A second daemon on the same data directory exits at once.
 	_, errOut, code := run(t, data, "serve", "--addr", testbin.FreeAddr(t))
-	is.Equal(code, 1)                                                         // refused
-	is.True(strings.Contains(errOut, "already serves"))                       // saying why
-	is.True(strings.Contains(errOut, "pid "+strconv.Itoa(serve.Process.Pid))) // naming the running one
+	is.Equal(code, 1)                                                   // refused
+	is.True(strings.Contains(errOut, "already serves"))                 // saying why
+	is.True(strings.Contains(errOut, "pid "+strconv.Itoa(serve.Pid()))) // naming the running one
 
 	// The CLI goes through the daemon while it holds the file.
 	out, errOut, code := run(t, data, "allocate", "--service", "remote")
@@ -240,15 +228,9 @@ func TestServeEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	is.Equal(a.ServiceName, "remote") // read back over HTTP
 
-	is.NoErr(serve.Process.Signal(syscall.SIGTERM))
-	done := make(chan error, 1)
-	go func() { done <- serve.Wait() }()
-	select {
-	case err := <-done:
-		is.NoErr(err) // exit 0 on SIGTERM
-	case <-time.After(20 * time.Second):
-		t.Fatalf("daemon did not stop; stderr:\n%s", serveErr.String())
-	}
+	code, sig := serve.Stop(t, syscall.SIGTERM)
+	is.Equal(code, 0) // exit 0 on SIGTERM
+	is.Equal(sig, syscall.Signal(0))
 	_, err = os.Stat(ledger.Layout{Dir: data}.Socket())
 	is.True(errors.Is(err, os.ErrNotExist)) // the socket is gone
 

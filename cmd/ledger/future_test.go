@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,17 +47,7 @@ func TestFutureEventIDIsRefusedLikeAFutureDate(t *testing.T) {
 
 	is := is.New(t)
 	addr := testbin.FreeAddr(t)
-	serve := ledgerCmd(t, data, "serve", "--addr", addr)
-	is.NoErr(serve.Start())
-	defer func() { serve.Process.Signal(syscall.SIGTERM); serve.Wait() }()
-	testbin.WaitFor(t, "daemon answers /healthz", func() bool {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	bins.Serve(t, data, e2eRange, addr) // stopped with SIGTERM when the test ends
 	for _, path := range []string{
 		"/api/ports/who/" + port + "?at=" + futureID,
 		"/api/ports/usage?until=" + futureID,

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,36 +39,11 @@ func shellEnv(home, rt string) []string {
 
 // startServeEnv starts `ledger serve` on data (unix socket only) with env and
 // waits until it answers on its socket.
-func startServeEnv(t *testing.T, data string, env []string, args ...string) *exec.Cmd {
+func startServeEnv(t *testing.T, data string, env []string, args ...string) *testbin.Daemon {
 	t.Helper()
 	serve := exec.Command(bins.Ledger(t), append([]string{"serve", "--addr", "", "--data", data}, args...)...)
 	serve.Env = env
-	var serveErr testbin.Buffer
-	serve.Stderr = &serveErr
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { serve.Wait(); close(done) }()
-	t.Cleanup(func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			serve.Process.Kill()
-			<-done
-		}
-	})
-	sock := httpapi.NewSocketClient(ledger.Layout{Dir: data}.Socket(), "")
-	testbin.WaitFor(t, "the daemon answers on its socket", func() bool {
-		select {
-		case <-done:
-			t.Fatalf("ledger serve exited: %s", serveErr.String())
-		default:
-		}
-		return sock.Ping(context.Background()) == nil
-	})
-	return serve
+	return testbin.StartDaemon(t, serve, testbin.SocketHealthz(ledger.Layout{Dir: data}.Socket()))
 }
 
 // runEnv runs the binary with env and returns stdout, stderr and the exit code.
@@ -90,9 +64,9 @@ func TestAnotherShellFindsTheUsersDaemon(t *testing.T) {
 	// one, but the user's daemon is live, so the command goes to it.
 	second := shellEnv(home, rt)
 	out, errOut, code := runEnv(t, second, "allocate", "--service", "second_shell")
-	is.Equal(code, 0)                                                          // allocated
-	is.True(strings.Contains(errOut, data))                                    // saying which ledger it used
-	is.True(strings.Contains(errOut, "(pid "+strconv.Itoa(serve.Process.Pid))) // and which daemon
+	is.Equal(code, 0)                                                    // allocated
+	is.True(strings.Contains(errOut, data))                              // saying which ledger it used
+	is.True(strings.Contains(errOut, "(pid "+strconv.Itoa(serve.Pid()))) // and which daemon
 	port := strings.TrimSpace(out)
 	out, _, code = runEnv(t, first, "who", port)
 	is.Equal(code, 0)

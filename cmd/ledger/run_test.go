@@ -485,34 +485,19 @@ func TestRunInProcess(t *testing.T) {
 }
 
 // startServe starts `ledger serve` on the unix socket only, with extra
-// flags, and stops it with SIGTERM at the end of the test.
+// flags, waits until its watchdog runs, and stops it with SIGTERM at the
+// end of the test.
 func startServe(t *testing.T, data string, flags ...string) {
 	t.Helper()
 	serve := runCmd(t, data, append([]string{"serve", "--addr", ""}, flags...)...)
-	serveErr := &testbin.Buffer{}
-	serve.Stderr = serveErr
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- serve.Wait() }()
-	t.Cleanup(func() {
-		_ = serve.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("daemon: %v\n%s", err, serveErr.String())
-			}
-		case <-time.After(60 * time.Second):
-			_ = serve.Process.Kill()
-			t.Errorf("daemon did not stop; stderr:\n%s", serveErr.String())
-		}
-	})
-	waitUntil(t, nil, func() bool {
+	testbin.StartDaemon(t, serve, func(context.Context) error {
 		if _, err := os.Stat(ledger.Layout{Dir: data}.Socket()); err != nil {
-			return false
+			return err
 		}
-		return statusOf(t, data).Watchdog.Running
+		if !statusOf(t, data).Watchdog.Running {
+			return errors.New("the watchdog does not run yet")
+		}
+		return nil
 	})
 }
 
