@@ -27,6 +27,8 @@ type directRequest struct {
 	StartTime *time.Time `json:"start_time,omitempty"`
 	MultiLast []string   `json:"multi_last,omitempty"`
 	UpToSeq   uint64     `json:"up_to_seq,omitempty"`
+	UpToTime  *time.Time `json:"up_to_time,omitempty"`
+	NoHeaders bool       `json:"no_hdr,omitempty"`
 }
 
 // storedMsg is one message read from the stream.
@@ -41,12 +43,19 @@ type storedMsg struct {
 // errNoMsg says that no message matched a direct get.
 var errNoMsg = errors.New("no message")
 
+// errTooMany says that a multi-last get matched more subjects than the
+// server answers at once (1,024).
+var errTooMany = errors.New("too many subjects for one multi-last get")
+
 // readStored decodes a direct get's answer; errNoMsg for a 404 or an end of
 // batch.
 func readStored(m *nats.Msg) (storedMsg, error) {
 	if st := m.Header.Get("Status"); st != "" {
 		if st == "404" || st == "204" {
 			return storedMsg{}, errNoMsg
+		}
+		if st == "413" {
+			return storedMsg{}, errTooMany
 		}
 		return storedMsg{}, fmt.Errorf("direct get: %s %s", st, m.Header.Get("Description"))
 	}
@@ -162,6 +171,102 @@ func directBatchReq(ctx context.Context, nc *nats.Conn, req directRequest, fn fu
 		}
 		if got < batch || len(req.MultiLast) > 0 {
 			return nil // a short batch, or a multi-last answer, is all there is
+		}
+	}
+}
+
+// multiLast returns the last message of each subject that subject matches,
+// among the messages the stream stored before upTo (zero: all), in one
+// batched direct get (continued while the server says more are pending).
+// errTooMany when the subjects are more than the server answers at once.
+func multiLast(ctx context.Context, nc *nats.Conn, subject string, upTo time.Time) ([]storedMsg, error) {
+	req := directRequest{MultiLast: []string{subject}}
+	if !upTo.IsZero() {
+		t := upTo.UTC()
+		req.UpToTime = &t
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	var out []storedMsg
+	for {
+		b, _ := json.Marshal(req)
+		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
+		for {
+			mctx, cancel := bounded(ctx)
+			m, err := sub.NextMsgWithContext(mctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("direct get: %w", err)
+			}
+			sm, err := readStored(m)
+			if errors.Is(err, errNoMsg) {
+				// The end of the answer: an end-of-batch says how many
+				// more there are and up to which sequence it read.
+				pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+				upToSeq, _ := strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
+				if m.Header.Get("Status") != "204" || pending == 0 || len(out) == 0 || upToSeq == 0 {
+					return out, nil
+				}
+				req.Seq, req.UpToSeq, req.UpToTime = out[len(out)-1].Seq+1, upToSeq, nil
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sm)
+		}
+	}
+}
+
+// directBatchData calls fn with the data of the messages on subject from
+// sequence seq on, in order, asking batch at a time, until fn returns false
+// or there is no more. The server sends the messages without their headers
+// (no_hdr), which saves it most of the work of a batch (it would rebuild
+// each message's headers with the stream's own); the end of each batch
+// says where it stopped.
+func directBatchData(ctx context.Context, nc *nats.Conn, subject string, seq uint64, batch int, fn func(data []byte) (bool, error)) error {
+	req := directRequest{NextFor: subject, Seq: max(seq, 1), Batch: batch, NoHeaders: true}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	for {
+		b, _ := json.Marshal(req)
+		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
+			return fmt.Errorf("direct get: %w", err)
+		}
+		got := 0
+		for {
+			mctx, cancel := bounded(ctx)
+			m, err := sub.NextMsgWithContext(mctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("direct get: %w", err)
+			}
+			if st := m.Header.Get("Status"); st != "" {
+				if st != "404" && st != "204" {
+					return fmt.Errorf("direct get: %s %s", st, m.Header.Get("Description"))
+				}
+				last, _ := strconv.ParseUint(m.Header.Get("Nats-Last-Sequence"), 10, 64)
+				if st == "404" || got < batch || last == 0 {
+					return nil // a short batch, or nothing at all
+				}
+				req.Seq = last + 1
+				break
+			}
+			got++
+			more, err := fn(m.Data)
+			if err != nil || !more {
+				return err
+			}
 		}
 	}
 }

@@ -107,7 +107,6 @@ func TestThreeHostsLiveStatus(t *testing.T) {
 // fleet status at those instants matches each host's own status, whether a
 // host's snapshot is inside a tenure or not.
 func TestWhoAndStatusAtMatchEachHost(t *testing.T) {
-	is := is.New(t)
 	h := startHub(t, hub.Options{})
 	url := h.ClientURL()
 	// Snapshots every 4 events: answers start from snapshots before,
@@ -142,7 +141,15 @@ func TestWhoAndStatusAtMatchEachHost(t *testing.T) {
 		hs.waitCaughtUp(t, 5*time.Second)
 	}
 	r, _ := reader(t, url)
-	ports := []int{8000, 8001, 8002, 8003, 8004, 8005, 8006}
+	matchEachHost(t, r, hosts, instants, []int{8000, 8001, 8002, 8003, 8004, 8005, 8006})
+}
+
+// matchEachHost checks that fleet who and fleet status at each instant
+// answer as each host's own who and status do.
+func matchEachHost(t *testing.T, r *fleet.Reader, hosts []*host, instants []ulid.ULID, ports []int) {
+	t.Helper()
+	is := is.New(t)
+	ctx := context.Background()
 	for _, at := range instants {
 		for _, hs := range hosts {
 			for _, port := range ports {
@@ -178,6 +185,58 @@ func TestWhoAndStatusAtMatchEachHost(t *testing.T) {
 			is.Equal(fh.AsOf, local.PortManager.AsOf) // the same last event
 		}
 	}
+}
+
+// A backlog published late, after the moments it covers, is placed by its
+// events' own IDs: fleet who and status at moments inside it answer as the
+// host does, though the stream stored every event of it (and its snapshots)
+// after those moments. The reader allows no clock skew here, so that the
+// lower bound it takes by the stream's time is a snapshot before the
+// backlog, and the search must find the better ones inside it.
+func TestLateBacklogPlacedByEventIDs(t *testing.T) {
+	h := startHub(t, hub.Options{})
+	url := h.ClientURL()
+	cfg := fleet.PublisherConfig{SnapshotEvery: 3}
+	live := startHost(t, "live", url, cfg)
+	late := startHost(t, "late", url, cfg)
+	var instants []ulid.ULID
+	tick := func() {
+		time.Sleep(2 * time.Millisecond)
+		instants = append(instants, ledger.UntilID(time.Now()))
+		time.Sleep(2 * time.Millisecond)
+	}
+	work := func(round int) {
+		for i, hs := range []*host{live, late} {
+			p := hs.allocate(t, fmt.Sprintf("svc-%d-%d", i, round))
+			tick()
+			if round%2 == 1 {
+				hs.release(t, p, fmt.Sprintf("round %d", round))
+				tick()
+			}
+		}
+	}
+	tick()
+	for round := range 3 { // both publish as they go
+		work(round)
+	}
+	late.waitCaughtUp(t, 5*time.Second)
+	late.stop()
+	for round := 3; round < 9; round++ { // late's events wait in its log
+		work(round)
+	}
+	time.Sleep(20 * time.Millisecond) // the stream stores the backlog well after it was committed
+	late.start(t, url, cfg)
+	late.waitCaughtUp(t, 5*time.Second)
+	for round := 9; round < 11; round++ { // on time again
+		work(round)
+	}
+	live.waitCaughtUp(t, 5*time.Second)
+	late.waitCaughtUp(t, 5*time.Second)
+	r, _ := reader(t, url)
+	fleet.SetClockSkew(r, 0)
+	matchEachHost(t, r, []*host{live, late}, instants, []int{8000, 8001, 8002, 8003, 8004, 8005, 8006, 8007})
+	r5, _ := reader(t, url) // and with the default skew, where no snapshot is old enough for the lower bound
+	matchEachHost(t, r5, []*host{live, late}, instants, []int{8000, 8003, 8006})
 }
 
 // A daemon that stops after the stream acknowledged events but before it

@@ -56,6 +56,16 @@ const (
 	HeaderLast = "Portledger-Last"
 	// HeaderLastSeq is, on a snapshot, the stream sequence of that event.
 	HeaderLastSeq = "Portledger-Last-Seq"
+	// HeaderSnapNum is, on a snapshot, its number among the host's
+	// snapshots (1, 2, 3, ...).
+	HeaderSnapNum = "Portledger-Snapshot"
+	// HeaderSnapBack is, on a snapshot, where the host's earlier
+	// snapshots are: for each level k = 0, 1, 2, ... the latest earlier
+	// snapshot whose number is a multiple of 2^k, as
+	// "<number>:<stream sequence>:<ULID of its last event>", comma
+	// separated. A reader finds the snapshot at a moment from the host's
+	// last one in a few direct gets by sequence (a skip list).
+	HeaderSnapBack = "Portledger-Snapshot-Back"
 )
 
 // Defaults of the stream and the buckets (see StreamLimits).

@@ -19,7 +19,7 @@ import (
 // Defaults of PublisherConfig.
 const (
 	DefaultBatch         = 1024                   // events per round of publishing
-	DefaultSnapshotEvery = 1000                   // events between two snapshots of a host
+	DefaultSnapshotEvery = 200                    // events between two snapshots of a host
 	DefaultSnapshotAge   = time.Hour              // a host with new events gets a snapshot at least this often
 	DefaultSaveEvery     = 100 * time.Millisecond // the cursor is written to the ledger at most this often
 	DefaultPoll          = 50 * time.Millisecond  // how often an idle publisher looks at the log without a Notify
@@ -84,6 +84,8 @@ type Publisher struct {
 	sinceSnap  int                  // events since the last snapshot
 	snapAt     time.Time
 	snapCursor ulid.ULID // the cursor of the last snapshot
+	snapNum    uint64    // the number of the host's last snapshot on the stream
+	snapBack   []snapRef // back pointers of the next snapshot (see snapRef)
 	lastSave   time.Time
 	ready      bool // Run counted the events up to the cursor
 }
@@ -360,6 +362,9 @@ func (p *Publisher) resume(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
+	if err := p.resumeSnapshots(octx, nc); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	cur := p.cursor
 	p.mu.Unlock()
@@ -430,11 +435,11 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 	}
 	timeout := time.NewTimer(p.cfg.AckTimeout)
 	defer timeout.Stop()
-	var lastSeq uint64
-	for _, f := range futures {
+	seqs := make([]uint64, len(futures))
+	for i, f := range futures {
 		select {
 		case ack := <-f.Ok():
-			lastSeq = ack.Sequence
+			seqs[i] = ack.Sequence
 		case err := <-f.Err():
 			return 0, fmt.Errorf("publish: %w", err)
 		case <-timeout.C:
@@ -443,20 +448,32 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 			return 0, ctx.Err()
 		}
 	}
-	// Every event of the batch is on the stream: fold it, move the cursor.
+	// Every event of the batch is on the stream: fold it, move the cursor,
+	// and take a snapshot every SnapshotEvery events on the way (the one
+	// at the end of the batch is maybeSnapshot's).
 	touched := map[int]bool{}
+	var snaps []pendingSnap
 	p.mu.Lock()
-	for _, e := range batch {
+	for i, e := range batch {
 		if e.Port > 0 {
 			if _, held := p.reg.Allocs[e.Port]; held || e.Type == ledger.EventAllocated {
 				touched[e.Port] = true
 			}
 		}
 		p.reg.Apply(e)
+		p.sinceSnap++
+		if p.sinceSnap >= p.cfg.SnapshotEvery && i < len(batch)-1 {
+			data, err := p.reg.MarshalSnapshot()
+			if err != nil {
+				p.mu.Unlock()
+				return 0, err
+			}
+			snaps = append(snaps, pendingSnap{data: data, asOf: e.ID, seq: seqs[i]})
+			p.sinceSnap = 0
+		}
 	}
-	p.cursor, p.cursorSeq = batch[len(batch)-1].ID, lastSeq
+	p.cursor, p.cursorSeq = batch[len(batch)-1].ID, seqs[len(seqs)-1]
 	p.acked += uint64(len(batch))
-	p.sinceSnap += len(batch)
 	updates := make(map[int][]byte, len(touched))
 	for port := range touched {
 		if a := p.reg.Allocs[port]; a != nil {
@@ -469,7 +486,20 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 	if err := p.updateLive(ctx, js, updates); err != nil {
 		return len(batch), err
 	}
+	for _, sn := range snaps {
+		if err := p.publishSnapshot(ctx, js, sn); err != nil {
+			return len(batch), err
+		}
+	}
 	return len(batch), p.maybeSnapshot(ctx, js, false)
+}
+
+// pendingSnap is a snapshot to publish: the registry after event asOf,
+// whose stream sequence is seq.
+type pendingSnap struct {
+	data []byte
+	asOf ulid.ULID
+	seq  uint64
 }
 
 // updateLive writes the live view's keys of the ports a batch touched: the
@@ -581,20 +611,66 @@ func (p *Publisher) maybeSnapshot(ctx context.Context, js jetstream.JetStream, f
 	if err != nil {
 		return err
 	}
+	if err := p.publishSnapshot(ctx, js, pendingSnap{data: data, asOf: cur, seq: seq}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.sinceSnap = 0
+	p.mu.Unlock()
+	return nil
+}
+
+// publishSnapshot sends a snapshot to the host's snapshot subject, with its
+// number and back pointers.
+func (p *Publisher) publishSnapshot(ctx context.Context, js jetstream.JetStream, sn pendingSnap) error {
 	m := nats.NewMsg(SnapshotSubject(p.cfg.Host))
-	m.Data = data
+	m.Data = sn.data
 	m.Header.Set(HeaderHost, p.cfg.Host)
-	m.Header.Set(HeaderLast, cur.String())
-	m.Header.Set(HeaderLastSeq, fmt.Sprint(seq))
-	m.Header.Set(nats.MsgIdHdr, "snapshot."+MsgID(p.cfg.Host, cur))
+	m.Header.Set(HeaderLast, sn.asOf.String())
+	m.Header.Set(HeaderLastSeq, fmt.Sprint(sn.seq))
+	p.mu.Lock()
+	num, back := p.snapNum+1, p.snapBack
+	p.mu.Unlock()
+	m.Header.Set(HeaderSnapNum, fmt.Sprint(num))
+	if len(back) > 0 {
+		m.Header.Set(HeaderSnapBack, formatSnapRefs(back))
+	}
+	m.Header.Set(nats.MsgIdHdr, "snapshot."+MsgID(p.cfg.Host, sn.asOf))
 	octx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
 	defer cancel()
-	if _, err := js.PublishMsg(octx, m); err != nil {
+	ack, err := js.PublishMsg(octx, m)
+	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	p.mu.Lock()
-	p.sinceSnap, p.snapAt, p.snapCursor = 0, p.cfg.Now(), cur
+	p.snapAt, p.snapCursor = p.cfg.Now(), sn.asOf
+	if !ack.Duplicate { // a duplicate is the one already numbered
+		p.snapNum, p.snapBack = num, nextSnapRefs(back, snapRef{Num: num, Seq: ack.Sequence, AsOf: sn.asOf})
+	}
 	p.mu.Unlock()
+	return nil
+}
+
+// resumeSnapshots reads the number and back pointers of the host's last
+// snapshot on the stream, so that the next one goes on from them.
+func (p *Publisher) resumeSnapshots(ctx context.Context, nc *nats.Conn) error {
+	m, err := lastBefore(ctx, nc, SnapshotSubject(p.cfg.Host), 0)
+	if errors.Is(err, errNoMsg) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s, err := parseSnap(m)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.snapNum, p.snapBack, p.snapCursor = 0, nil, s.asOf
+	if s.num > 0 {
+		p.snapNum, p.snapBack = s.num, nextSnapRefs(s.back, snapRef{Num: s.num, Seq: m.Seq, AsOf: s.asOf})
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/projection"
-	"golang.org/x/sync/errgroup"
 )
 
 // Reader answers fleet-wide questions: the live view from the buckets, the
@@ -24,9 +24,10 @@ import (
 // past is read on that port's own subject. It is what `ledger fleet` and
 // /api/fleet use, and what a dashboard would.
 type Reader struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	now func() time.Time
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	now  func() time.Time
+	skew time.Duration // clockSkew; tests set less
 }
 
 // NewReader reads the fleet over nc. now is the clock (nil: time.Now).
@@ -38,7 +39,7 @@ func NewReader(nc *nats.Conn, now func() time.Time) (*Reader, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Reader{nc: nc, js: js, now: now}, nil
+	return &Reader{nc: nc, js: js, now: now, skew: clockSkew}, nil
 }
 
 // clockSkew is how far a host's clock may be ahead of the hub's: reads by
@@ -200,39 +201,19 @@ func mapsKeys(m map[string]bool) func(func(string) bool) {
 	}
 }
 
-// statusAt folds every host's state at a moment.
+// statusAt folds every host's state at a moment (see statesAt).
 func (r *Reader) statusAt(ctx context.Context, at ulid.ULID) (ledger.FleetView, error) {
-	names, err := r.hostNames(ctx)
+	states, err := r.statesAt(ctx, at)
 	if err != nil {
-		return ledger.FleetView{}, err
-	}
-	bounds, err := r.streamBounds(ctx)
-	if err != nil {
-		return ledger.FleetView{}, err
-	}
-	// The hosts are folded side by side: most of a fold is waiting for the
-	// server to find a host's messages among the others'.
-	hosts := make([]ledger.FleetHost, len(names))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i, h := range names {
-		g.Go(func() error {
-			reg, asOf, _, err := r.stateAt(gctx, bounds, h, at)
-			if err != nil {
-				return err
-			}
-			hosts[i] = ledger.FleetHost{Host: h, AsOf: asOf, Range: reg.Range.String(), Allocations: reg.Allocations()}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
 		return ledger.FleetView{}, err
 	}
 	st := ledger.FleetView{At: ledger.IDTime(at), Hosts: []ledger.FleetHost{}}
-	for _, fh := range hosts {
-		if fh.AsOf != (ulid.ULID{}) { // hosts without events yet are left out
-			st.Hosts = append(st.Hosts, fh)
+	for _, h := range slices.Sorted(maps.Keys(states)) {
+		hs := states[h]
+		if hs.asOf.IsZero() {
+			continue // hosts without events yet are left out
 		}
+		st.Hosts = append(st.Hosts, ledger.FleetHost{Host: h, AsOf: hs.asOf, Range: hs.reg.Range.String(), Allocations: hs.reg.Allocations()})
 	}
 	return st, nil
 }
@@ -330,31 +311,6 @@ func (r *Reader) snapshotBefore(ctx context.Context, host string, upTo uint64) (
 		return nil, 0, fmt.Errorf("snapshot %d of %s: %w", m.Seq, host, err)
 	}
 	return reg, seq, nil
-}
-
-// stateAt folds host's registry at a moment: its last snapshot before, then
-// its events up to the moment. It returns the host's last event at or
-// before the moment and that event's stream sequence.
-func (r *Reader) stateAt(ctx context.Context, b bounds, host string, at ulid.ULID) (*projection.Registry, ulid.ULID, uint64, error) {
-	x, asOf, err := r.seqAt(ctx, b, host, at)
-	if err != nil || x == 0 {
-		return projection.NewRegistry(), ulid.Zero, 0, err
-	}
-	reg, from, err := r.snapshotBefore(ctx, host, x)
-	if err != nil {
-		return nil, ulid.Zero, 0, err
-	}
-	if reg == nil {
-		reg = projection.NewRegistry()
-	}
-	err = r.events(ctx, HostEvents(host), from+1, func(seq uint64, e ledger.Event) (bool, error) {
-		if seq > x {
-			return false, nil
-		}
-		reg.Apply(e)
-		return seq < x, nil
-	})
-	return reg, asOf, x, err
 }
 
 // events calls fn for the events on subject from sequence seq on.
@@ -624,25 +580,17 @@ func (r *Reader) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Fleet
 	if !q.Until.IsZero() {
 		end = ledger.IDTime(q.Until)
 	}
-	names, err := r.hostNames(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b, err := r.streamBounds(ctx)
-	if err != nil {
-		return nil, err
-	}
 	folds := map[string]*projection.Usage{}
-	for _, h := range names {
-		var start *projection.Registry
-		if !q.Since.IsZero() {
-			if start, _, _, err = r.stateAt(ctx, b, h, prevID(q.Since)); err != nil {
-				return nil, err
-			}
+	if !q.Since.IsZero() {
+		states, err := r.statesAt(ctx, prevID(q.Since))
+		if err != nil {
+			return nil, err
 		}
-		folds[h] = projection.NewUsage(start, ledger.IDTime(q.Since))
+		for h, st := range states {
+			folds[h] = projection.NewUsage(st.reg, ledger.IDTime(q.Since))
+		}
 	}
-	err = r.scanWindow(ctx, EventsPrefix+">", q.Since, q.Until, func(m storedMsg, e ledger.Event) (bool, error) {
+	err := r.scanWindow(ctx, EventsPrefix+">", q.Since, q.Until, func(m storedMsg, e ledger.Event) (bool, error) {
 		h := hostOfSubject(m.Subject)
 		if folds[h] == nil {
 			folds[h] = projection.NewUsage(nil, ledger.IDTime(q.Since))
