@@ -2,7 +2,8 @@
 // in the spirit of bbolt's internal/btesting: a log opener that checks the
 // file when the test ends, a stepped clock, a checker of a ledger file left
 // by a daemon, and a live process to register. Every helper takes a testing.TB, calls tb.Helper and
-// fails the test itself, so a test reads as what it checks.
+// fails the test itself, so a test reads as what it checks. The real
+// binaries, and the daemon a test starts from them, are internal/testbin's.
 package ledgertest
 
 import (
