@@ -113,15 +113,24 @@ func (d *Daemon) cleanup(tb testing.TB) {
 	if err := d.Cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		_ = d.Cmd.Process.Kill()
 	}
+	switch {
+	case !d.exitWithin(StopTimeout):
+		tb.Errorf("%s did not stop within %s of SIGTERM; stderr:\n%s", d.name(), StopTimeout, d.Stderr)
+	case d.err != nil:
+		tb.Errorf("%s: %v after SIGTERM at the end of the test; stderr:\n%s", d.name(), d.err, d.Stderr)
+	}
+}
+
+// exitWithin waits up to timeout for the process to exit, and reports
+// whether it did; if not, it kills it and waits for that.
+func (d *Daemon) exitWithin(timeout time.Duration) bool {
 	select {
 	case <-d.done:
-		if d.err != nil {
-			tb.Errorf("%s: %v after SIGTERM at the end of the test; stderr:\n%s", d.name(), d.err, d.Stderr)
-		}
-	case <-time.After(StopTimeout):
+		return true
+	case <-time.After(timeout):
 		_ = d.Cmd.Process.Kill()
 		<-d.done
-		tb.Errorf("%s did not stop within %s of SIGTERM; stderr:\n%s", d.name(), StopTimeout, d.Stderr)
+		return false
 	}
 }
 
@@ -184,11 +193,7 @@ func (d *Daemon) Kill(tb testing.TB) {
 // it has not exited within StopTimeout.
 func (d *Daemon) Wait(tb testing.TB) (code int, signal syscall.Signal) {
 	tb.Helper()
-	select {
-	case <-d.done:
-	case <-time.After(StopTimeout):
-		_ = d.Cmd.Process.Kill()
-		<-d.done
+	if !d.exitWithin(StopTimeout) {
 		tb.Fatalf("%s did not exit within %s; stderr:\n%s", d.name(), StopTimeout, d.Stderr)
 	}
 	st := d.Cmd.ProcessState
