@@ -149,6 +149,18 @@ type Status struct {
 	// Fleet is this host's publishing to the fleet, when the daemon runs
 	// with --fleet.
 	Fleet *FleetStatus `json:"fleet,omitempty"`
+	// Files says how far the daemon's projection files stand, while a
+	// catch-up writes them (after a start without them, say); the log
+	// answers every request meanwhile.
+	Files *FilesStatus `json:"files,omitempty"`
+}
+
+// FilesStatus says how far the projection files (port_registry.json and
+// the daily JSONL logs) stand behind the log while they catch up.
+type FilesStatus struct {
+	CatchingUp bool      `json:"catching_up"`
+	UpTo       ulid.ULID `json:"up_to,omitzero"` // the last event the files hold
+	Written    uint64    `json:"written"`        // events the running catch-up has written so far
 }
 
 // FleetStatus says how far this host's publishing to the fleet's NATS

@@ -52,6 +52,30 @@ type Files struct {
 	buf  []byte   // lines of the current catch-up not yet written
 
 	closed bool
+
+	// progress is what Progress reports, readable while a catch-up holds mu.
+	progress struct {
+		sync.Mutex
+		running bool
+		upTo    ulid.ULID
+		written uint64
+	}
+}
+
+// Progress says whether a catch-up is writing the files, the last event
+// they hold and how many events the running catch-up has written. It does
+// not wait for the catch-up.
+func (f *Files) Progress() ledger.FilesStatus {
+	f.progress.Lock()
+	defer f.progress.Unlock()
+	return ledger.FilesStatus{CatchingUp: f.progress.running, UpTo: f.progress.upTo, Written: f.progress.written}
+}
+
+// setProgress records what Progress reports.
+func (f *Files) setProgress(running bool, written uint64) {
+	f.progress.Lock()
+	f.progress.running, f.progress.upTo, f.progress.written = running, f.pos, written
+	f.progress.Unlock()
 }
 
 // OpenFiles finds where the projection files stand and folds the registry
@@ -133,8 +157,10 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 		}
 		f.buf = f.buf[:0]
 		f.pos = pending
+		f.setProgress(true, n)
 		return nil
 	}
+	defer func() { f.setProgress(false, 0) }()
 	// The log is read in chunks, each in a read transaction of its own: a
 	// transaction open for the whole of a long catch-up would keep bbolt
 	// from growing its map of the file, and a commit that must grow it would

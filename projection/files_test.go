@@ -432,3 +432,18 @@ func TestCatchUpInChunks(t *testing.T) {
 	is.True(len(evs) > 2*int(catchUpChunk))
 	is.Equal(readTree(t, layout), live)
 }
+
+func TestProgressSaysWhereTheFilesStand(t *testing.T) {
+	is := is.New(t)
+	log, layout := mustOpenLog(t)
+	files, err := OpenFiles(layout, log)
+	is.NoErr(err)
+	is.Equal(files.Progress(), ledger.FilesStatus{}) // nothing written, nothing running
+	evs := appendBatches(t, log, scenario(), nil)
+	_, err = files.CatchUp()
+	is.NoErr(err)
+	got := files.Progress()
+	is.True(!got.CatchingUp)               // the catch-up is over
+	is.Equal(got.UpTo, evs[len(evs)-1].ID) // the files hold every event
+	is.NoErr(files.Close())
+}

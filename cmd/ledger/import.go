@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
 )
@@ -133,4 +134,22 @@ func (s importer) Import(ctx context.Context, evs []ledger.Event) (ledger.Import
 		return res, fmt.Errorf("imported %d events, but rebuilding the files failed: %w", res.Imported, err)
 	}
 	return res, nil
+}
+
+// filesStatus is a ledger whose Status also says how far the daemon's
+// projection files stand while a catch-up writes them.
+type filesStatus struct {
+	importer
+	files func() ledger.FilesStatus
+}
+
+// Status adds the files' catch-up to the status now (not to one of the past).
+func (s filesStatus) Status(ctx context.Context, at ulid.ULID) (ledger.Status, error) {
+	st, err := s.importer.Status(ctx, at)
+	if err == nil && at.IsZero() && s.files != nil {
+		if fs := s.files(); fs.CatchingUp {
+			st.Files = &fs
+		}
+	}
+	return st, err
 }

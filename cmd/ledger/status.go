@@ -72,6 +72,13 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 	default:
 		fmt.Fprintln(w, "Watchdog: not running (start it with `ledger serve`)")
 	}
+	if f := st.Files; f != nil && f.CatchingUp {
+		upTo := "nothing yet"
+		if !f.UpTo.IsZero() {
+			upTo = "events up to " + ledger.IDTime(f.UpTo).Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(w, "Projection files: catching up behind the log (%d events written so far; they hold %s); the log answers meanwhile\n", f.Written, upTo)
+	}
 	if f := st.Fleet; f != nil {
 		state := "connected"
 		if !f.Connected {
