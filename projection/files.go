@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -145,22 +146,56 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	var n uint64
 	var pending ulid.ULID // the last event in buf
 	var bufDay string     // the day file that buf belongs to
+	var bufYear, bufDate int
+	var bufMonth time.Month // bufDay's date, to find a new day without naming it
+	// A full buffer is written by a goroutine of its own while the next
+	// one fills, so that a long catch-up's writes (and the kernel's
+	// throttling of them) overlap with reading and encoding the log. At
+	// most one write is in flight; the files' position moves when it is
+	// done.
+	var inflight chan error // the write in flight, nil when none
+	var spare []byte        // the buffer of the last write, to fill next
+	var flightPos ulid.ULID // the last event of the write in flight
+	var flightN uint64      // events written when it is done
+	wait := func() error {
+		if inflight == nil {
+			return nil
+		}
+		err := <-inflight
+		inflight = nil
+		if err != nil {
+			return err
+		}
+		f.pos = flightPos
+		f.setProgress(true, flightN)
+		return nil
+	}
 	flush := func() error {
 		if len(f.buf) == 0 {
 			return nil
 		}
+		if err := wait(); err != nil {
+			return err
+		}
 		if err := f.openDay(bufDay); err != nil {
 			return err
 		}
-		if _, err := f.file.Write(f.buf); err != nil {
-			return fmt.Errorf("write %s: %w", f.file.Name(), err)
-		}
-		f.buf = f.buf[:0]
-		f.pos = pending
-		f.setProgress(true, n)
+		file, buf, done := f.file, f.buf, make(chan error, 1)
+		go func() {
+			if _, err := file.Write(buf); err != nil {
+				done <- fmt.Errorf("write %s: %w", file.Name(), err)
+				return
+			}
+			done <- nil
+		}()
+		inflight, flightPos, flightN = done, pending, n
+		f.buf, spare = spare[:0], buf
 		return nil
 	}
-	defer func() { f.setProgress(false, 0) }()
+	defer func() {
+		_ = wait() // after an error, no write may go on behind the caller
+		f.setProgress(false, 0)
+	}()
 	// The log is read in chunks, each in a read transaction of its own: a
 	// transaction open for the whole of a long catch-up would keep bbolt
 	// from growing its map of the file, and a commit that must grow it would
@@ -169,11 +204,14 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	from := f.pos
 	visit := func(e ledger.Event) error {
 		scanned++
-		if day := dayFileName(e.At); day != bufDay {
-			if err := flush(); err != nil {
-				return err
+		if y, m, d := e.At.UTC().Date(); y != bufYear || m != bufMonth || d != bufDate {
+			if day := dayFileName(e.At); day != bufDay {
+				if err := flush(); err != nil {
+					return err
+				}
+				bufDay = day
 			}
-			bufDay = day
+			bufYear, bufMonth, bufDate = y, m, d
 		}
 		var held *ledger.Allocation
 		if e.Type != ledger.EventAllocated {
@@ -206,6 +244,9 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	}
 	if err == nil {
 		err = flush()
+	}
+	if werr := wait(); err == nil {
+		err = werr
 	}
 	if cap(f.buf) > 4*flushBytes {
 		f.buf = nil // a long catch-up's buffer is not kept for the small ones

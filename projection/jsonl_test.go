@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
+	"github.com/portledger/portledger/ledger"
 )
 
 // wantLines are the JSONL lines of scenario(), in order, with %s for the
@@ -116,4 +118,20 @@ func TestIsDayFileName(t *testing.T) {
 	is.True(!isDayFileName("allocations_20251115.json"))   // other suffix
 	is.True(!isDayFileName("notes_20251115.jsonl"))        // other prefix
 	is.True(!isDayFileName("allocations_20251115.jsonl~")) // editor backup
+}
+
+func TestAppendTimestampIsFormatTimeQuoted(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC),
+		time.Date(2025, 1, 2, 3, 4, 5, 6_999_999, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999_999_999, time.FixedZone("x", 3600)),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.UnixMilli(1735689600123),
+	} {
+		want := string(appendPyString(nil, ledger.FormatTime(tm)))
+		if got := string(appendTimestamp(nil, tm)); got != want {
+			t.Errorf("appendTimestamp(%v) = %s, want %s", tm, got, want)
+		}
+	}
 }
