@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -53,7 +54,9 @@ func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *fl
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	c.env, c.fs = e, fs
-	fs.StringVar(&c.data, "data", ledger.DefaultDataDir(e.getenv), "data directory (env LEDGER_DATA)")
+	if name != "version" { // the one subcommand that reads no ledger
+		fs.StringVar(&c.data, "data", ledger.DefaultDataDir(e.getenv), "data directory (env LEDGER_DATA)")
+	}
 	if !offline[strings.Fields(name)[0]] {
 		fs.StringVar(&c.addr, "addr", e.getenv("LEDGER_ADDR"), "daemon address host:port; default: the daemon's unix socket in the data directory (env LEDGER_ADDR)")
 		fs.StringVar(&c.token, "token", e.getenv("LEDGER_TOKEN"), "bearer token for the daemon's API (env LEDGER_TOKEN)")
@@ -62,8 +65,13 @@ func newFlags(e *env, name, synopsis, help string, c *common, withJSON bool) *fl
 		fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ledger %s\n\n%s\n\nFlags:\n", synopsis, strings.TrimSpace(help))
-		flagdoc.Print(fs.Output(), fs)
+		fmt.Fprintf(fs.Output(), "Usage: ledger %s\n\n%s\n", synopsis, strings.TrimSpace(help))
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(fs.Output(), "\nFlags:\n")
+			flagdoc.Print(fs.Output(), fs)
+		}
 	}
 	return fs
 }
@@ -84,9 +92,26 @@ func parse(e *env, fs *flag.FlagSet, args []string) error {
 		return errHelp
 	}
 	if err != nil {
-		return usageError{msg: err.Error(), hint: fmt.Sprintf("Run 'ledger %s --help' for usage.", fs.Name())}
+		hint := fmt.Sprintf("Run 'ledger %s --help' for usage.", fs.Name())
+		if strings.HasSuffix(err.Error(), "not defined: -range") {
+			hint = "The managed range is the ledger's, the same for every command: 'ledger range' shows it, 'ledger range set LO-HI' changes it. " + hint
+		}
+		return usageError{msg: twoDashes(err.Error()), hint: hint}
 	}
 	return nil
+}
+
+// flagInMessage is a flag's name as the flag package's errors spell it,
+// with one dash.
+var flagInMessage = regexp.MustCompile(`(^|[ :]) ?-([a-z][a-z0-9-]*)`)
+
+// twoDashes spells the flags in a flag package error as the docs and the
+// help do: "flag provided but not defined: --range".
+func twoDashes(msg string) string {
+	return flagInMessage.ReplaceAllStringFunc(msg, func(m string) string {
+		i := strings.LastIndex(m, "-")
+		return m[:i] + "--" + m[i+1:]
+	})
 }
 
 // parseInterleaved is parse for a subcommand whose flags may follow its
