@@ -10,6 +10,7 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/commands"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // Metrics is the daemon ledger's commands.Observer; the assertion lives in
@@ -118,4 +119,46 @@ func TestStatusWriter(t *testing.T) {
 	_, err := w.Write([]byte("{}"))
 	is.NoErr(err)
 	is.Equal(w.status, http.StatusOK) // a body without a header is a 200
+}
+
+// fixedLag is a FleetLagger with a set lag.
+type fixedLag struct{}
+
+func (fixedLag) FleetLag() (uint64, time.Duration) { return 3, 2 * time.Second }
+
+// TestMetricsFollowPrometheusNaming lints every metric the daemon can
+// export (the optional ones too: log size, fleet lag, portserver outcomes),
+// after a few requests, with the Prometheus client's own linter (promtool's
+// rules: counters end in _total, base units, snake case, help text...), and
+// checks the prefix and the _info metric the daemon adds to them.
+func TestMetricsFollowPrometheusNaming(t *testing.T) {
+	is := is.New(t)
+	m := NewMetrics(MetricsConfig{Version: "test", LogSize: func() (int64, error) { return 4096, nil }, Fleet: fixedLag{}})
+	m.WatchPortserver(func() []uint64 { return []uint64{1, 2, 3, 4, 5} })
+	e := newEnv(t, func(c *Config) { c.Metrics = m })
+	e.allocate(t, "lint")
+	m.Sweep(time.Millisecond)
+	_, _ = e.raw(t, http.MethodGet, "/metrics", "", "")
+
+	fams, err := m.reg.Gather()
+	is.NoErr(err) // gathered
+	problems, err := promlint.NewWithMetricFamilies(fams).Lint()
+	is.NoErr(err) // linted
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	names := map[string]bool{}
+	for _, f := range fams {
+		n := f.GetName()
+		names[n] = true
+		// go_ and process_ are the client's standard collectors,
+		// promhttp_ its handler's own error count.
+		if !strings.HasPrefix(n, "portledger_") && !strings.HasPrefix(n, "go_") && !strings.HasPrefix(n, "process_") && !strings.HasPrefix(n, "promhttp_") {
+			t.Errorf("%s: want the portledger_ prefix", n)
+		}
+	}
+	for _, n := range []string{"portledger_build_info", "portledger_log_size_bytes", "portledger_fleet_publish_lag_seconds",
+		"portledger_portserver_requests_total", "portledger_http_requests_total", "portledger_watchdog_sweeps_total"} {
+		is.True(names[n]) // exported
+	}
 }

@@ -509,7 +509,8 @@ async function loadUsage() {
     frag.append(label);
     frag.append(svgEl("rect", { x: labelW, y, width: Math.max(1, (u.total_hold_s / max) * barW), height: rowH - 6, class: "bar", "data-service": u.service }, tip));
     const v = svgEl("text", { x: labelW + 4, y: y + 12 });
-    v.textContent = `${fmtDuration(u.total_hold_s)} · ${u.allocations} alloc`;
+    const released = Object.values(u.releases || {}).reduce((n, k) => n + k, 0);
+    v.textContent = `${fmtDuration(u.total_hold_s)} · ${u.allocations} alloc${released ? ` · ${released} released` : ""}`;
     frag.append(v);
   });
   if (!usage.length) {
