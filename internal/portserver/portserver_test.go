@@ -362,3 +362,20 @@ func TestPeerIsTheActor(t *testing.T) {
 		})
 	}
 }
+
+// TestAnswerIsFreeOnUDPToo: portpicker promises a port free on TCP and
+// UDP, so a port of the part that something holds on UDP alone is not
+// handed out.
+func TestAnswerIsFreeOnUDPToo(t *testing.T) {
+	is := is.New(t)
+	part := ledger.Range{Lo: testRange.Hi - 9, Hi: testRange.Hi - 7}
+	busy, err := net.ListenPacket("udp", ":"+strconv.Itoa(part.Lo))
+	is.NoErr(err) // hold the part's lowest port on UDP
+	defer busy.Close()
+	f := start(t, portserver.Config{Within: part})
+	answer := strings.TrimSpace(f.ask(t, strconv.Itoa(sleeper(t))+"\n"))
+	port, err := strconv.Atoi(answer)
+	is.NoErr(err)                // answered with a port
+	is.True(part.Contains(port)) // of the part
+	is.True(port != part.Lo)     // not the one taken on UDP
+}
