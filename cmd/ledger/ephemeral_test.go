@@ -37,13 +37,19 @@ func TestRangeInTheEphemeralPortsIsRefused(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		args []string
+		env  string // added to the environment
 	}{
-		{"range set", []string{"range", "set", rng}},
-		{"serve --range", []string{"serve", "--addr", "", "--range", rng}},
+		{"range set", []string{"range", "set", rng}, ""},
+		{"serve --range", []string{"serve", "--addr", "", "--range", rng}, ""},
+		{"serve with LEDGER_RANGE", []string{"serve", "--addr", ""}, "LEDGER_RANGE=" + rng},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			is := is.New(t)
-			out, errOut, code := testbin.Run(t, strictCmd(t, data, c.args...))
+			cmd := strictCmd(t, data, c.args...)
+			if c.env != "" {
+				cmd.Env = append(cmd.Env, c.env) // the last one wins
+			}
+			out, errOut, code := testbin.Run(t, cmd)
 			is.Equal(code, 2)                                                          // refused as a usage error
 			is.Equal(out, "")                                                          // nothing printed
 			is.True(strings.Contains(errOut, "overlaps the kernel's ephemeral ports")) // says why

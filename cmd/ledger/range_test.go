@@ -41,6 +41,10 @@ func TestReadsNeverChangeTheRange(t *testing.T) {
 		{"who", []string{"who", "30500"}},
 		{"history", []string{"history"}},
 		{"usage", []string{"usage"}},
+		{"why", []string{"why", "30500"}},
+		{"why --json", []string{"why", "30500", "--json"}},
+		{"env", []string{"env"}},
+		{"range", []string{"range"}},
 		{"allocate", []string{"allocate", "--service", "profiled"}},
 		{"check", []string{"check"}},
 	} {
