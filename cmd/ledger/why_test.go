@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,8 +31,19 @@ func whyCmd(t *testing.T, data string, args ...string) *exec.Cmd {
 // udp6 socket on a machine without IPv6 skips the test.
 func startListener(t *testing.T, network, addr string) *exec.Cmd {
 	t.Helper()
+	return startListenerAs(t, bins.Program(t, "./cmd/ledger/testdata/listenchild"), network, addr)
+}
+
+// startListenerAs is startListener with prog, a copy of listenchild, and
+// extra words on its command line (after "--", which listenchild ignores).
+func startListenerAs(t *testing.T, prog, network, addr string, extra ...string) *exec.Cmd {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bins.Program(t, "./cmd/ledger/testdata/listenchild"), "-net", network, "-addr", addr, "-ready", ready)
+	args := []string{"-net", network, "-addr", addr, "-ready", ready}
+	if len(extra) > 0 {
+		args = append(append(args, "--"), extra...)
+	}
+	cmd := exec.Command(prog, args...)
 	var errb testbin.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
@@ -206,4 +219,115 @@ func TestWhyDocker(t *testing.T) {
 	}
 	is.True(ans.Container.DockerAnswered) // docker answered
 	is.Equal(ans.Container.Name, name)    // and named the container
+}
+
+// fakeDocker answers docker's GET /containers/json on a unix socket with
+// one running container that publishes hostPort, and returns the socket's
+// path. It stands in for a docker daemon where none runs, so that the
+// docker-proxy path of `ledger why` is exercised on every machine.
+func fakeDocker(t *testing.T, hostPort int) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := fmt.Sprintf(`[{"Id":"4f2a9c81d3e07b6a5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1",
+		"Names":["/grace-api-1"],"Image":"grace/api:latest",
+		"Ports":[{"IP":"127.0.0.1","PrivatePort":80,"PublicPort":%d,"Type":"tcp"}],
+		"NetworkSettings":{"Networks":{"bridge":{"IPAddress":"172.17.0.2"}}}}]`, hostPort)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/containers/json" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, list)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+// TestWhyDockerProxy puts a process named docker-proxy, with docker-proxy's
+// command line, on a port, and a fake docker daemon on a socket that
+// DOCKER_HOST names: `why` names the container behind the proxy, and says
+// which proxy holds the port when docker does not answer.
+func TestWhyDockerProxy(t *testing.T) {
+	const port = 30721
+	proxy := filepath.Join(t.TempDir(), "docker-proxy")
+	b, err := os.ReadFile(bins.Program(t, "./cmd/ledger/testdata/listenchild"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(proxy, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	child := startListenerAs(t, proxy, "tcp4", "127.0.0.1:"+strconv.Itoa(port),
+		"-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", strconv.Itoa(port),
+		"-container-ip", "172.17.0.2", "-container-port", "80")
+	data := t.TempDir()
+	whyWith := func(t *testing.T, dockerHost string, args ...string) string {
+		t.Helper()
+		cmd := whyCmd(t, data, append([]string{"why", strconv.Itoa(port)}, args...)...)
+		cmd.Env = append(cmd.Env, "DOCKER_HOST="+dockerHost)
+		out, errOut, code := testbin.Run(t, cmd)
+		if code != 0 {
+			t.Fatalf("ledger why %d: exit %d: %s", port, code, errOut)
+		}
+		return out
+	}
+	t.Run("docker answers", func(t *testing.T) {
+		is := is.New(t)
+		host := "unix://" + fakeDocker(t, port)
+		var ans whyAnswer
+		is.NoErr(json.Unmarshal([]byte(whyWith(t, host, "--json")), &ans))
+		c := ans.Container
+		is.True(c != nil)                       // a container is behind the port
+		is.Equal(c.ProxyPID, child.Process.Pid) // held by the proxy
+		is.Equal(c.ContainerIP, "172.17.0.2")   // forwarding to the container's address
+		is.Equal(c.ContainerPort, 80)           // and port, from the proxy's command line
+		is.True(c.DockerAnswered)               // docker answered
+		is.Equal(c.Name, "grace-api-1")         // and named the container
+		is.Equal(c.Image, "grace/api:latest")   // and its image
+		is.Equal(c.ID, "4f2a9c81d3e0")          // by its short id
+		is.Equal(ans.Verdict, "foreign")        // the ledger did not hand it out
+		out := whyWith(t, host)
+		want := fmt.Sprintf("in a container: grace-api-1 (docker, image grace/api:latest), where docker-proxy (pid %d) holds it, forwarding to 172.17.0.2:80", child.Process.Pid)
+		is.True(strings.Contains(out, want)) // the human form says so
+	})
+	t.Run("docker does not answer", func(t *testing.T) {
+		is := is.New(t)
+		host := "unix://" + filepath.Join(t.TempDir(), "none.sock")
+		var ans whyAnswer
+		is.NoErr(json.Unmarshal([]byte(whyWith(t, host, "--json")), &ans))
+		c := ans.Container
+		is.True(c != nil)                       // the proxy is still named
+		is.Equal(c.ProxyPID, child.Process.Pid) // by its pid
+		is.True(!c.DockerAnswered)              // docker did not answer
+		is.Equal(c.Name, "")                    // so no container is named
+		is.True(strings.Contains(whyWith(t, host), "docker does not answer on its socket"))
+	})
+}
+
+// TestWhyDockerWithoutProxy asks about a port that docker publishes through
+// the firewall alone (its userland proxy off): nothing listens, and the
+// fake docker daemon names the container.
+func TestWhyDockerWithoutProxy(t *testing.T) {
+	is := is.New(t)
+	const port = 30722
+	cmd := whyCmd(t, t.TempDir(), "why", strconv.Itoa(port), "--json")
+	cmd.Env = append(cmd.Env, "DOCKER_HOST=unix://"+fakeDocker(t, port))
+	out, errOut, code := testbin.Run(t, cmd)
+	if code != 0 {
+		t.Fatalf("ledger why %d: exit %d: %s", port, code, errOut)
+	}
+	var ans whyAnswer
+	is.NoErr(json.Unmarshal([]byte(out), &ans))
+	is.Equal(len(ans.Sockets), 0) // nothing listens
+	is.True(ans.Container != nil) // yet docker publishes it
+	is.Equal(ans.Container.ProxyPID, 0)
+	is.Equal(ans.Container.Name, "grace-api-1")
+	is.Equal(ans.Verdict, "foreign") // so it is not free
+	is.True(strings.Contains(ans.Explanation, "docker container grace-api-1 publishes it"))
 }
