@@ -84,3 +84,73 @@ printf '%s\n' "${COMPREPLY[@]}"`
 		})
 	}
 }
+
+// TestCompletionAsksTheDaemon completes a held port and a service name
+// while a daemon serves the data directory (and holds the ledger file).
+func TestCompletionAsksTheDaemon(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash is not installed here")
+	}
+	data := t.TempDir()
+	env := completionEnv(t, data)
+	startServeEnv(t, data, env, "--range", whyRange)
+	port, errOut, code := runEnv(t, env, "allocate", "--service", "served_api")
+	if code != 0 {
+		t.Fatalf("allocate: %s", errOut)
+	}
+	port = strings.TrimSpace(port)
+	for _, c := range []struct {
+		name, words string
+		want        []string
+	}{
+		{"a held port", `ledger why ""`, []string{port}},
+		{"a service name", `ledger history --service se`, []string{"served_api"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			cmd := exec.Command("bash", "-c", `source <(ledger completion bash)
+COMP_WORDS=(`+c.words+`); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_ledger
+printf '%s\n' "${COMPREPLY[@]}"`)
+			cmd.Env = env
+			out, errOut, code := testbin.Run(t, cmd)
+			is.Equal(code, 0) // the function runs
+			is.Equal(errOut, "")
+			is.Equal(strings.Fields(out), c.want) // and the daemon's answer is offered
+		})
+	}
+}
+
+// TestFishCompletes loads the fish script in a real fish and asks it what
+// it would offer (complete -C), where fish is installed.
+func TestFishCompletes(t *testing.T) {
+	fish, err := exec.LookPath("fish")
+	if err != nil {
+		t.Skip("fish is not installed here: its completion is not run")
+	}
+	data := t.TempDir()
+	port, errOut, code := testbin.Run(t, whyCmd(t, data, "allocate", "--service", "grace_backend"))
+	if code != 0 {
+		t.Fatalf("allocate: %s", errOut)
+	}
+	port = strings.TrimSpace(port)
+	for _, c := range []struct {
+		name, line string
+		want       []string
+	}{
+		{"a subcommand", "ledger wh", []string{"who", "why"}},
+		{"a held port", "ledger release ", []string{port}},
+		{"a service name", "ledger allocate --service gr", []string{"grace_backend"}},
+		{"a flag's values", "ledger allocate --proto ", []string{"both", "tcp", "udp"}}, // fish sorts them
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			cmd := exec.Command(fish, "--no-config", "-c", "ledger completion fish | source; complete -C '"+c.line+"'")
+			cmd.Env = append(completionEnv(t, data), "HOME="+t.TempDir())
+			out, errOut, code := testbin.Run(t, cmd)
+			is.Equal(code, 0) // fish runs the script
+			is.Equal(errOut, "")
+			is.Equal(strings.Fields(out), c.want) // and offers exactly these
+		})
+	}
+}
