@@ -25,6 +25,12 @@ func CheckEphemeral(r ledger.Range) error {
 	if !ok {
 		return nil
 	}
+	return checkEphemeral(r, eph, reserved)
+}
+
+// checkEphemeral is CheckEphemeral against a given ephemeral range and
+// reserved ports.
+func checkEphemeral(r, eph ledger.Range, reserved []ledger.Range) error {
 	lo, hi := max(r.Lo, eph.Lo), min(r.Hi, eph.Hi)
 	if lo > hi {
 		return nil
@@ -40,7 +46,7 @@ func CheckEphemeral(r ledger.Range) error {
 	}
 	below := ""
 	if size := r.Size(); eph.Lo-size > 1024 {
-		below = fmt.Sprintf(", e.g. --range %d-%d", eph.Lo-size, eph.Lo-1)
+		below = fmt.Sprintf(", e.g. to %d-%d", eph.Lo-size, eph.Lo-1)
 	}
 	return ledger.Errorf(ledger.EINVALID, "range %s overlaps the kernel's ephemeral ports %s (%s): "+
 		"the kernel gives %d of its ports (%s) to outgoing connections on its own, so a port the ledger hands out could be taken before its service binds it. "+
