@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/ledger"
 )
@@ -69,7 +70,17 @@ func TestDashboardDateFieldShowsThePast(t *testing.T) {
 	slider := evalJS[int](t, tb, `Number(document.getElementById("slider").value)`)
 	is.True(slider < 1000)                                                                                // the slider left "now"
 	is.True(evalJS[bool](t, tb, `!document.querySelector('#alloc-rows button.release:not([disabled])')`)) // no release in the past
-	is.Equal(tb.consoleErrors(), []string(nil))                                                           // no console errors
+
+	// The slider dragged back to its end is "now": the page is live again.
+	evalJS[string](t, tb, `(() => {
+		const s = document.getElementById("slider");
+		s.value = s.max;
+		s.dispatchEvent(new Event("input", {bubbles: true}));
+		return s.value;
+	})()`)
+	tb.waitJS(t, "back to live", `document.body.dataset.mode === "live" && `+hasRow(second), 5*time.Second)
+	is.Equal(evalJS[string](t, tb, stripClass(second)), "held") // the strip is live too
+	is.Equal(tb.consoleErrors(), []string(nil))                 // no console errors
 }
 
 // TestDashboardShowsTheWatchdog checks the header's watchdog line against
@@ -140,4 +151,44 @@ func TestDashboardUsageChart(t *testing.T) {
 	})()`)
 	tb.waitJS(t, "usage redrawn for the last hour", `document.querySelectorAll("#usage rect[data-service]").length === 2`, 5*time.Second)
 	is.Equal(tb.consoleErrors(), []string(nil)) // no console errors
+}
+
+// TestDashboardReleaseAsksFirst: the release button opens a confirmation
+// that names the port; Cancel and an empty reason release nothing; a typed
+// reason releases.
+func TestDashboardReleaseAsksFirst(t *testing.T) {
+	is := is.New(t)
+	d := startDaemon(t, t.TempDir(), "--interval", "1h")
+	port := d.allocate(t, "keep-me")
+	tb := newTab(t, 60*time.Second)
+	tb.open(t, dashboardURL(t, d))
+	button := fmt.Sprintf(`#alloc-rows tr[data-port="%d"] button.release`, port)
+	released := func() bool {
+		evs := d.historyPort(t, port)
+		return evs[len(evs)-1].Type == ledger.EventReleased
+	}
+
+	tb.run(t, "press release, then Cancel",
+		chromedp.Click(chromedp.CSS(button)),
+		chromedp.WaitVisible(chromedp.CSS("#release-reason")))
+	is.Equal(evalJS[string](t, tb, `document.getElementById("release-port").textContent`), strconv.Itoa(port)) // the dialog names the port
+	tb.run(t, "cancel", chromedp.Click(chromedp.CSS("#release-cancel")))
+	tb.waitJS(t, "the dialog closes", `!document.getElementById("release-dialog").open`, 5*time.Second)
+
+	tb.run(t, "press release, confirm without a reason",
+		chromedp.Click(chromedp.CSS(button)),
+		chromedp.WaitVisible(chromedp.CSS("#release-reason")),
+		chromedp.Click(chromedp.CSS("#release-ok")))
+	is.True(evalJS[bool](t, tb, `document.getElementById("release-dialog").open`)) // a reason is asked for
+	is.True(!released())                                                           // nothing released so far
+	is.True(evalJS[bool](t, tb, hasRow(port)))                                     // still in the table
+
+	tb.run(t, "type a reason and confirm",
+		chromedp.SendKeys(chromedp.CSS("#release-reason"), "asked first"),
+		chromedp.Click(chromedp.CSS("#release-ok")))
+	tb.waitJS(t, "the row disappears", "!("+hasRow(port)+")", 5*time.Second)
+	is.True(released()) // released
+	evs := d.historyPort(t, port)
+	is.Equal(evs[len(evs)-1].Released.Reason, "asked first") // with the reason
+	is.Equal(tb.consoleErrors(), []string(nil))              // no console errors
 }
