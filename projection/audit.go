@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -123,8 +124,10 @@ func (u *Usage) Apply(e ledger.Event) {
 // Result closes the window at end and returns the usage of every service,
 // or of one when service is not "", by name. The Usage is spent.
 func (u *Usage) Result(end time.Time, service string) []ledger.ServiceUsage {
-	for p, h := range u.open {
-		u.get(h.service).HeldAtEnd++
+	// In port order: of two holds as long as each other (both clipped to
+	// the whole window, say), the lower port is the longest, every time.
+	for _, p := range slices.Sorted(maps.Keys(u.open)) {
+		u.get(u.open[p].service).HeldAtEnd++
 		u.closeHold(p, end)
 	}
 	out := make([]ledger.ServiceUsage, 0, len(u.usage))
