@@ -271,6 +271,53 @@ func directBatchData(ctx context.Context, nc *nats.Conn, subject string, seq uin
 	}
 }
 
+// directGetSeqs gets the messages at seqs, all asked at once, and returns
+// them in the order of seqs: each is a direct get by sequence, which the
+// server answers without looking at any other message.
+func directGetSeqs(ctx context.Context, nc *nats.Conn, seqs []uint64) ([]storedMsg, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, err
+	}
+	for _, q := range seqs {
+		b, _ := json.Marshal(directRequest{Seq: q})
+		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
+	}
+	bySeq := make(map[uint64]storedMsg, len(seqs))
+	for range seqs {
+		mctx, cancel := bounded(ctx)
+		m, err := sub.NextMsgWithContext(mctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
+		sm, err := readStored(m)
+		if err != nil {
+			return nil, fmt.Errorf("direct get by sequence: %w", err)
+		}
+		bySeq[sm.Seq] = sm
+	}
+	out := make([]storedMsg, len(seqs))
+	for i, q := range seqs {
+		m, ok := bySeq[q]
+		if !ok {
+			return nil, fmt.Errorf("direct get: no answer for sequence %d", q)
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
 // eventID returns the event ULID of an event message, from its ID header.
 func eventID(h nats.Header) (ulid.ULID, bool) {
 	_, id, ok := parseMsgID(h.Get(nats.MsgIdHdr))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,4 +343,82 @@ func TestWrongCredentials(t *testing.T) {
 		_, err := fleet.NewPublisher(fleet.PublisherConfig{Log: &ledger.Log{}, Host: "a", Conn: fleet.ConnOptions{URL: h.ClientURL(), Token: "t", User: "u"}})
 		is.Equal(ledger.ErrorCode(err), ledger.EINVALID) // refused at start
 	})
+}
+
+// Events imported into the past of a ledger after its publisher's cursor
+// passed them are published, once, whether the import ran while the
+// publisher did or while it was stopped; fleet who and status at moments
+// among them answer as the host does.
+func TestImportedPastPublished(t *testing.T) {
+	is := is.New(t)
+	h := startHub(t, hub.Options{})
+	url := h.ClientURL()
+	cfg := fleet.PublisherConfig{SnapshotEvery: 3}
+	hs := startHost(t, "alpha", url, cfg)
+	ctx := context.Background()
+	var instants []ulid.ULID
+	var times []time.Time
+	tick := func() {
+		time.Sleep(3 * time.Millisecond)
+		times = append(times, time.Now())
+		instants = append(instants, ledger.UntilID(times[len(times)-1]))
+		time.Sleep(3 * time.Millisecond)
+	}
+	tick()
+	for round := range 4 {
+		p := hs.allocate(t, fmt.Sprintf("svc-%d", round))
+		tick()
+		if round%2 == 0 {
+			hs.release(t, p, "done")
+			tick()
+		}
+	}
+	hs.waitCaughtUp(t, 5*time.Second)
+	// Imported tenures on ports the ledger never used, at moments among
+	// its own events (each between two instants).
+	seq := 0
+	tenure := func(port, from, to int) []ledger.Event {
+		id := func(i int) ulid.ULID {
+			seq++
+			return ulid.MustNew(ulid.Timestamp(times[i].Add(time.Millisecond)), ulid.DefaultEntropy())
+		}
+		src := &ledger.ImportSource{File: "port_registry.json", Line: seq + 1}
+		return []ledger.Event{
+			{ID: id(from), Type: ledger.EventAllocated, Port: port, Imported: src,
+				Allocated: &ledger.Allocated{ServiceName: fmt.Sprintf("old-%d", port), StartedBy: "old", Purpose: "imported"}},
+			{ID: id(to), Type: ledger.EventReleased, Port: port, Imported: src,
+				Released: &ledger.Released{Reason: "imported release", ReleasedBy: "old"}},
+		}
+	}
+	// While the publisher runs.
+	res, err := hs.svc.Import(ctx, append(tenure(8050, 0, 2), tenure(8051, 3, 5)...))
+	is.NoErr(err)
+	is.Equal(res.Imported, 4)
+	hs.waitCaughtUp(t, 5*time.Second)
+	// While it is stopped: the count kept in the ledger tells on restart.
+	hs.stop()
+	res, err = hs.svc.Import(ctx, tenure(8052, 1, 4))
+	is.NoErr(err)
+	is.Equal(res.Imported, 2)
+	hs.start(t, url, cfg)
+	hs.waitCaughtUp(t, 5*time.Second)
+	p := hs.allocate(t, "after")
+	tick()
+	hs.waitCaughtUp(t, 5*time.Second)
+	_ = p
+
+	got := hostEvents(t, url, "alpha")
+	want := logIDs(t, hs.log)
+	is.Equal(len(got), len(want)) // every event once
+	slices.SortFunc(got, func(a, b ulid.ULID) int { return a.Compare(b) })
+	is.Equal(got, want) // the same events
+	r, _ := reader(t, url)
+	ports := []int{8000, 8001, 8002, 8050, 8051, 8052}
+	matchEachHost(t, r, []*host{hs}, instants, ports)
+	fleet.SetClockSkew(r, 0)
+	matchEachHost(t, r, []*host{hs}, instants, ports)
+	now, err := r.Who(ctx, "alpha", 8050, ulid.ULID{})
+	is.NoErr(err)
+	is.True(now.Holder == nil) // the imported tenure is over now
+	is.Equal(now.Previous.Allocation.ServiceName, "old-8050")
 }

@@ -66,6 +66,11 @@ const (
 	// separated. A reader finds the snapshot at a moment from the host's
 	// last one in a few direct gets by sequence (a skip list).
 	HeaderSnapBack = "Portledger-Snapshot-Back"
+	// HeaderSeqs is, on a snapshot, the stream sequences of the host's
+	// events since its snapshot before: the first, then the differences,
+	// comma separated ("-" for none). A reader folds from one snapshot to
+	// the next by getting those messages by sequence.
+	HeaderSeqs = "Portledger-Seqs"
 )
 
 // Defaults of the stream and the buckets (see StreamLimits).

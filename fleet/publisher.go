@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -75,13 +76,19 @@ type Publisher struct {
 	mu        sync.Mutex
 	cursor    ulid.ULID // the last event the stream acknowledged
 	cursorSeq uint64    // its stream sequence (0: unknown)
-	acked     uint64    // events in the log up to cursor
+	acked     uint64    // events in the log up to cursor that are on the stream
+	pending   uint64    // events in the log up to cursor that are not (imported behind it)
 	saved     ulid.ULID // the cursor as stored in the ledger
+	savedN    uint64    // acked as stored in the ledger
+	hasCount  bool      // the ledger had a stored count at start
+	imports   []importRec
 	connected bool
 	lastErr   string
 
 	reg        *projection.Registry // the registry at cursor
 	sinceSnap  int                  // events since the last snapshot
+	sinceSeqs  []uint64             // their stream sequences
+	seqsOK     bool                 // sinceSeqs has every one of them
 	snapAt     time.Time
 	snapCursor ulid.ULID // the cursor of the last snapshot
 	snapNum    uint64    // the number of the host's last snapshot on the stream
@@ -136,6 +143,11 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		return nil, fmt.Errorf("fleet cursor: %w", err)
 	}
 	p.cursor, p.saved = cur, cur
+	n, err := cfg.Log.Position(CountName)
+	if err != nil {
+		return nil, fmt.Errorf("fleet cursor: %w", err)
+	}
+	p.savedN, p.hasCount = idCount(n), !n.IsZero()
 	return p, nil
 }
 
@@ -161,7 +173,7 @@ func (p *Publisher) setCursor(id ulid.ULID) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cursor, p.cursorSeq, p.reg = id, 0, reg
-	p.acked = total - min(after, total)
+	p.acked = total - min(after+p.pending, total)
 	return nil
 }
 
@@ -209,6 +221,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
+	if p.hasCount && p.savedN < p.acked {
+		// Events were imported behind the cursor while no publisher ran.
+		p.pending, p.acked = p.acked-p.savedN, p.savedN
+	}
 	p.ready = true
 	p.mu.Unlock()
 	defer p.saveCursor(true)
@@ -313,6 +329,9 @@ func (p *Publisher) session(ctx context.Context, nc *nats.Conn) error {
 	if err := p.reconcile(ctx, live); err != nil {
 		return err
 	}
+	if err := p.maybeImports(ctx, nc, js); err != nil {
+		return err
+	}
 	if err := p.heartbeat(ctx, hosts); err != nil {
 		return err
 	}
@@ -335,6 +354,14 @@ func (p *Publisher) session(ctx context.Context, nc *nats.Conn) error {
 		p.saveCursor(false)
 		if n == p.cfg.Batch {
 			continue // more waiting
+		}
+		if n == 0 {
+			if err := p.checkImports(); err != nil {
+				return err
+			}
+			if err := p.maybeImports(ctx, nc, js); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -385,6 +412,11 @@ func (p *Publisher) resume(ctx context.Context, nc *nats.Conn) error {
 		p.mu.Unlock()
 		p.log.Info("fleet cursor moved to the stream's last event of this host", "from", cur, "to", last)
 	}
+	// The sequences of the events since the last snapshot are known when
+	// there are none.
+	p.mu.Lock()
+	p.sinceSeqs, p.seqsOK = nil, p.snapCursor == p.cursor
+	p.mu.Unlock()
 	return nil
 }
 
@@ -411,18 +443,9 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	for _, e := range batch {
-		data, err := json.Marshal(e)
+		m, err := p.eventMsg(e)
 		if err != nil {
 			return 0, err
-		}
-		m := nats.NewMsg(EventSubject(p.cfg.Host, e.Port))
-		m.Data = data
-		m.Header.Set(nats.MsgIdHdr, MsgID(p.cfg.Host, e.ID))
-		m.Header.Set(HeaderHost, p.cfg.Host)
-		if p.cfg.ChainHead != nil {
-			if head, ok := p.cfg.ChainHead(e.ID); ok {
-				m.Header.Set(HeaderChain, head)
-			}
 		}
 		// No retries inside the client: a retry could land after a later
 		// message. A failure ends the round, which starts again from the
@@ -462,14 +485,15 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 		}
 		p.reg.Apply(e)
 		p.sinceSnap++
+		p.sinceSeqs = append(p.sinceSeqs, seqs[i])
 		if p.sinceSnap >= p.cfg.SnapshotEvery && i < len(batch)-1 {
 			data, err := p.reg.MarshalSnapshot()
 			if err != nil {
 				p.mu.Unlock()
 				return 0, err
 			}
-			snaps = append(snaps, pendingSnap{data: data, asOf: e.ID, seq: seqs[i]})
-			p.sinceSnap = 0
+			snaps = append(snaps, pendingSnap{data: data, asOf: e.ID, seq: seqs[i], seqs: p.sinceSeqs, seqsOK: p.seqsOK})
+			p.sinceSnap, p.sinceSeqs, p.seqsOK = 0, nil, true
 		}
 	}
 	p.cursor, p.cursorSeq = batch[len(batch)-1].ID, seqs[len(seqs)-1]
@@ -494,12 +518,43 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 	return len(batch), p.maybeSnapshot(ctx, js, false)
 }
 
+// eventMsg is the stream message of an event.
+func (p *Publisher) eventMsg(e ledger.Event) (*nats.Msg, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(EventSubject(p.cfg.Host, e.Port))
+	m.Data = data
+	m.Header.Set(nats.MsgIdHdr, MsgID(p.cfg.Host, e.ID))
+	m.Header.Set(HeaderHost, p.cfg.Host)
+	if p.cfg.ChainHead != nil {
+		if head, ok := p.cfg.ChainHead(e.ID); ok {
+			m.Header.Set(HeaderChain, head)
+		}
+	}
+	return m, nil
+}
+
+// maybeImports publishes imported events when some wait behind the cursor.
+func (p *Publisher) maybeImports(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+	p.mu.Lock()
+	pending := p.pending
+	p.mu.Unlock()
+	if pending == 0 {
+		return nil
+	}
+	return p.publishImports(ctx, nc, js)
+}
+
 // pendingSnap is a snapshot to publish: the registry after event asOf,
 // whose stream sequence is seq.
 type pendingSnap struct {
-	data []byte
-	asOf ulid.ULID
-	seq  uint64
+	data   []byte
+	asOf   ulid.ULID
+	seq    uint64
+	seqs   []uint64 // the host's events since the snapshot before
+	seqsOK bool     // seqs is all of them
 }
 
 // updateLive writes the live view's keys of the ports a batch touched: the
@@ -606,16 +661,16 @@ func (p *Publisher) maybeSnapshot(ctx context.Context, js jetstream.JetStream, f
 		return nil
 	}
 	data, err := p.reg.MarshalSnapshot()
-	cur, seq := p.cursor, p.cursorSeq
+	cur, seq, seqs, seqsOK := p.cursor, p.cursorSeq, p.sinceSeqs, p.seqsOK
 	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := p.publishSnapshot(ctx, js, pendingSnap{data: data, asOf: cur, seq: seq}); err != nil {
+	if err := p.publishSnapshot(ctx, js, pendingSnap{data: data, asOf: cur, seq: seq, seqs: seqs, seqsOK: seqsOK}); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.sinceSnap = 0
+	p.sinceSnap, p.sinceSeqs, p.seqsOK = 0, nil, true
 	p.mu.Unlock()
 	return nil
 }
@@ -629,13 +684,19 @@ func (p *Publisher) publishSnapshot(ctx context.Context, js jetstream.JetStream,
 	m.Header.Set(HeaderLast, sn.asOf.String())
 	m.Header.Set(HeaderLastSeq, fmt.Sprint(sn.seq))
 	p.mu.Lock()
-	num, back := p.snapNum+1, p.snapBack
+	num, back, imports := p.snapNum+1, p.snapBack, p.imports
 	p.mu.Unlock()
 	m.Header.Set(HeaderSnapNum, fmt.Sprint(num))
 	if len(back) > 0 {
 		m.Header.Set(HeaderSnapBack, formatSnapRefs(back))
 	}
-	m.Header.Set(nats.MsgIdHdr, "snapshot."+MsgID(p.cfg.Host, sn.asOf))
+	if len(imports) > 0 {
+		m.Header.Set(HeaderImports, formatImports(imports))
+	}
+	if sn.seqsOK {
+		m.Header.Set(HeaderSeqs, formatSeqs(sn.seqs))
+	}
+	m.Header.Set(nats.MsgIdHdr, "snapshot."+MsgID(p.cfg.Host, sn.asOf)+"."+strconv.FormatUint(num, 10))
 	octx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
 	defer cancel()
 	ack, err := js.PublishMsg(octx, m)
@@ -667,7 +728,7 @@ func (p *Publisher) resumeSnapshots(ctx context.Context, nc *nats.Conn) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.snapNum, p.snapBack, p.snapCursor = 0, nil, s.asOf
+	p.snapNum, p.snapBack, p.snapCursor, p.imports = 0, nil, s.asOf, s.imports
 	if s.num > 0 {
 		p.snapNum, p.snapBack = s.num, nextSnapRefs(s.back, snapRef{Num: s.num, Seq: m.Seq, AsOf: s.asOf})
 	}
@@ -678,9 +739,9 @@ func (p *Publisher) resumeSnapshots(ctx context.Context, nc *nats.Conn) error {
 // SaveEvery unless final.
 func (p *Publisher) saveCursor(final bool) {
 	p.mu.Lock()
-	cur, saved := p.cursor, p.saved
+	cur, saved, n, savedN := p.cursor, p.saved, p.acked, p.savedN
 	p.mu.Unlock()
-	if cur == saved {
+	if cur == saved && n == savedN {
 		return
 	}
 	if !final {
@@ -691,11 +752,11 @@ func (p *Publisher) saveCursor(final bool) {
 			return
 		}
 	}
-	if err := p.cfg.Log.SetPosition(PositionName, cur); err != nil {
+	if err := p.cfg.Log.SetPositions(map[string]ulid.ULID{PositionName: cur, CountName: countID(n)}); err != nil {
 		p.log.Error("fleet cursor", "err", err)
 		return
 	}
 	p.mu.Lock()
-	p.saved, p.lastSave = cur, time.Now()
+	p.saved, p.savedN, p.lastSave = cur, n, time.Now()
 	p.mu.Unlock()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -240,14 +239,32 @@ func (r *Reader) streamBounds(ctx context.Context) (bounds, error) {
 // at's time less clockSkew is at or before at. From there it gallops
 // forward (1, 2, 4, ... messages) and then halves, so the cost grows with
 // the log of how far the events around the moment are from that start.
-func (r *Reader) seqAt(ctx context.Context, b bounds, host string, at ulid.ULID) (uint64, ulid.ULID, error) {
+func (r *Reader) seqAt(ctx context.Context, b bounds, host string, at ulid.ULID, skip []importRec) (uint64, ulid.ULID, error) {
 	subj := HostEvents(host)
+	// Imported messages are out of log order: the search steps over them.
+	nextFrom := func(ctx context.Context, nc *nats.Conn, subj string, seq uint64) (storedMsg, error) {
+		for {
+			m, err := nextFrom(ctx, nc, subj, seq)
+			if err != nil {
+				return m, err
+			}
+			rec, ok := inImport(skip, m.Seq)
+			if !ok {
+				return m, nil
+			}
+			seq = rec.Last + 1
+		}
+	}
 	lo, hi := max(b.first, 1), b.last+1
 	var seq uint64
 	var id ulid.ULID
 	gallop := false
 	t := ledger.IDTime(at).Add(-clockSkew)
-	if m, err := directGet(ctx, r.nc, directRequest{NextFor: subj, StartTime: &t}); err == nil {
+	m, err := directGet(ctx, r.nc, directRequest{NextFor: subj, StartTime: &t})
+	if rec, ok := inImport(skip, m.Seq); err == nil && ok {
+		m, err = nextFrom(ctx, r.nc, subj, rec.Last+1)
+	}
+	if err == nil {
 		mid, ok := eventID(m.Header)
 		if !ok {
 			return 0, ulid.ULID{}, fmt.Errorf("stream message %d has no event ID", m.Seq)
@@ -291,26 +308,35 @@ func (r *Reader) seqAt(ctx context.Context, b bounds, host string, at ulid.ULID)
 	return seq, id, nil
 }
 
-// snapshotBefore returns host's last snapshot published before sequence
-// upTo, which therefore folds only events before it, and the sequence of
-// its last event (nil, 0 when none).
-func (r *Reader) snapshotBefore(ctx context.Context, host string, upTo uint64) (*projection.Registry, uint64, error) {
-	m, err := lastBefore(ctx, r.nc, SnapshotSubject(host), upTo)
+// lastSnapshot returns host's last snapshot (nil when none).
+func (r *Reader) lastSnapshot(ctx context.Context, host string) (*snap, error) {
+	m, err := lastBefore(ctx, r.nc, SnapshotSubject(host), 0)
 	if errors.Is(err, errNoMsg) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := parseSnap(m)
+	return &s, err
+}
+
+// snapshotFor returns host's registry from its last snapshot at or before
+// at (zero: its last one) and the stream sequence of the last event it
+// folds (nil, 0 when none).
+func (r *Reader) snapshotFor(ctx context.Context, host string, at ulid.ULID, last *snap) (*projection.Registry, uint64, error) {
+	best := last
+	if !at.IsZero() && last != nil {
+		var err error
+		if best, _, err = r.snapshotAt(ctx, host, at, nil, last); err != nil {
+			return nil, 0, err
+		}
+	}
+	if best == nil {
 		return nil, 0, nil
 	}
-	if err != nil {
-		return nil, 0, err
-	}
-	seq, err := strconv.ParseUint(m.Header.Get(HeaderLastSeq), 10, 64)
-	if err != nil {
-		return nil, 0, fmt.Errorf("snapshot %d of %s: bad %s", m.Seq, host, HeaderLastSeq)
-	}
-	reg, err := projection.UnmarshalSnapshot(m.Data)
-	if err != nil {
-		return nil, 0, fmt.Errorf("snapshot %d of %s: %w", m.Seq, host, err)
-	}
-	return reg, seq, nil
+	reg, err := best.registry()
+	return reg, best.lastSeq, err
 }
 
 // events calls fn for the events on subject from sequence seq on.
@@ -349,9 +375,24 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 	if err != nil {
 		return ans, err
 	}
+	last, err := r.lastSnapshot(ctx, host)
+	if err != nil {
+		return ans, err
+	}
+	var recs []importRec
+	if last != nil {
+		recs = last.imports
+	}
 	var x uint64
 	if at.IsZero() {
 		m, err := lastBefore(ctx, r.nc, HostEvents(host), 0)
+		for err == nil {
+			rec, ok := inImport(recs, m.Seq)
+			if !ok {
+				break
+			}
+			m, err = lastBefore(ctx, r.nc, HostEvents(host), rec.First-1)
+		}
 		if errors.Is(err, errNoMsg) {
 			return ans, ledger.Errorf(ledger.ENOTFOUND, "the fleet has no events of host %s", host)
 		}
@@ -362,15 +403,18 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 		ans.AsOf, _ = eventID(m.Header)
 	} else {
 		ans.At = ledger.IDTime(at)
-		if x, ans.AsOf, err = r.seqAt(ctx, b, host, at); err != nil {
+		if x, ans.AsOf, err = r.seqAt(ctx, b, host, at, recs); err != nil {
 			return ans, err
 		}
+	}
+	if len(recs) > 0 {
+		return r.whoWithImports(ctx, host, port, at, recs, ans)
 	}
 	subj := EventSubject(host, port)
 	if x > 0 {
 		// The tenure at the moment: from the host's snapshot before it,
 		// when the port was held then, plus the port's events up to it.
-		reg, from, err := r.snapshotBefore(ctx, host, x)
+		reg, from, err := r.snapshotFor(ctx, host, at, last)
 		if err != nil {
 			return ans, err
 		}

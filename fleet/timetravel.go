@@ -42,6 +42,9 @@ type snap struct {
 	lastSeq uint64    // that event's stream sequence
 	num     uint64    // its number among the host's snapshots (0: unnumbered)
 	back    []snapRef // where the earlier ones are (HeaderSnapBack)
+	imports []importRec
+	seqs    []uint64 // the host's events since the snapshot before (HeaderSeqs)
+	hasSeqs bool
 }
 
 func parseSnap(m storedMsg) (snap, error) {
@@ -52,6 +55,15 @@ func parseSnap(m storedMsg) (snap, error) {
 	}
 	if s.lastSeq, err = strconv.ParseUint(m.Header.Get(HeaderLastSeq), 10, 64); err != nil {
 		return s, fmt.Errorf("snapshot %d: bad %s", m.Seq, HeaderLastSeq)
+	}
+	if s.imports, err = parseImports(m.Header.Get(HeaderImports)); err != nil {
+		return s, fmt.Errorf("snapshot %d: %w", m.Seq, err)
+	}
+	if v := m.Header.Get(HeaderSeqs); v != "" {
+		if s.seqs, err = parseSeqs(v); err != nil {
+			return s, fmt.Errorf("snapshot %d: %w", m.Seq, err)
+		}
+		s.hasSeqs = true
 	}
 	if v := m.Header.Get(HeaderSnapNum); v != "" {
 		if s.num, err = strconv.ParseUint(v, 10, 64); err != nil {
@@ -191,6 +203,19 @@ func (r *Reader) hostAt(ctx context.Context, host string, at ulid.ULID, low, las
 	if err != nil {
 		return hostState{}, err
 	}
+	if last != nil {
+		// Events imported at or before the moment and published after
+		// the snapshot: fold them by ID.
+		var earliest ulid.ULID
+		for _, rec := range last.imports {
+			if rec.Earliest.Compare(at) <= 0 && (best == nil || best.msg.Seq < rec.Last) && (earliest.IsZero() || rec.Earliest.Compare(earliest) < 0) {
+				earliest = rec.Earliest
+			}
+		}
+		if !earliest.IsZero() {
+			return r.hostAtWithImports(ctx, host, at, last.imports, earliest, last)
+		}
+	}
 	st := hostState{reg: projection.NewRegistry()}
 	var from uint64
 	if best != nil {
@@ -200,9 +225,37 @@ func (r *Reader) hostAt(ctx context.Context, host string, at ulid.ULID, low, las
 		st.asOf, from = best.asOf, best.lastSeq
 	}
 	// The host's events after the snapshot, in log order, up to the
-	// moment; the next snapshot's last event is past the moment, so none
-	// at or after its sequence is needed.
-	var limit ulid.ULID // events past the next snapshot's need no look
+	// moment: by sequence when the next snapshot lists them, else a batch
+	// on the host's subjects (after the host's last snapshot: near the end
+	// of the stream). The next snapshot's last event is past the moment, so
+	// none at or after it is needed.
+	apply := func(e ledger.Event) bool {
+		if e.ID.Compare(at) > 0 {
+			return false
+		}
+		if e.ID.Compare(st.asOf) > 0 { // not imported and folded into the snapshot already
+			st.reg.Apply(e)
+			st.asOf = e.ID
+		}
+		return true
+	}
+	if upper != nil && upper.hasSeqs {
+		msgs, err := directGetSeqs(ctx, r.nc, upper.seqs)
+		if err != nil {
+			return hostState{}, err
+		}
+		for _, m := range msgs {
+			e, err := decodeEvent(m)
+			if err != nil {
+				return hostState{}, err
+			}
+			if !apply(e) {
+				break
+			}
+		}
+		return st, nil
+	}
+	var limit ulid.ULID
 	if upper != nil {
 		limit = upper.asOf
 	}
@@ -211,12 +264,10 @@ func (r *Reader) hostAt(ctx context.Context, host string, at ulid.ULID, low, las
 		if err := json.Unmarshal(data, &e); err != nil {
 			return false, fmt.Errorf("an event of %s: %w", host, err)
 		}
-		if e.ID.Compare(at) > 0 || (!limit.IsZero() && e.ID.Compare(limit) >= 0) {
+		if !limit.IsZero() && e.ID.Compare(limit) >= 0 {
 			return false, nil
 		}
-		st.reg.Apply(e)
-		st.asOf = e.ID
-		return true, nil
+		return apply(e), nil
 	})
 	return st, err
 }
@@ -387,6 +438,39 @@ func parseSnapRefs(v string) ([]snapRef, error) {
 			return nil, fmt.Errorf("bad snapshot pointer %q: %w", f, err)
 		}
 		out = append(out, snapRef{Num: num, Seq: seq, AsOf: id})
+	}
+	return out, nil
+}
+
+func formatSeqs(seqs []uint64) string {
+	if len(seqs) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	var prev uint64
+	for i, q := range seqs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(q-prev, 10))
+		prev = q
+	}
+	return b.String()
+}
+
+func parseSeqs(v string) ([]uint64, error) {
+	if v == "-" {
+		return nil, nil
+	}
+	out := make([]uint64, 0, strings.Count(v, ",")+1)
+	var prev uint64
+	for _, f := range strings.Split(v, ",") {
+		d, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad %s: %w", HeaderSeqs, err)
+		}
+		prev += d
+		out = append(out, prev)
 	}
 	return out, nil
 }

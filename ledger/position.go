@@ -33,3 +33,21 @@ func (l *Log) SetPosition(name string, id ulid.ULID) error {
 		return tx.Bucket(bucketMeta).Put([]byte(positionPrefix+name), id[:])
 	})
 }
+
+// SetPositions stores several named positions in one transaction.
+func (l *Log) SetPositions(pos map[string]ulid.ULID) error {
+	for name := range pos {
+		if name == "" {
+			return Errorf(EINVALID, "a position needs a name")
+		}
+	}
+	return l.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		for name, id := range pos {
+			if err := meta.Put([]byte(positionPrefix+name), id[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
