@@ -180,6 +180,11 @@ func directBatchReq(ctx context.Context, nc *nats.Conn, req directRequest, fn fu
 // batched direct get (continued while the server says more are pending).
 // errTooMany when the subjects are more than the server answers at once.
 func multiLast(ctx context.Context, nc *nats.Conn, subject string, upTo time.Time) ([]storedMsg, error) {
+	return multiLastOf(ctx, nc, StreamName, subject, upTo)
+}
+
+// multiLastOf is multiLast on another stream (a bucket's).
+func multiLastOf(ctx context.Context, nc *nats.Conn, stream, subject string, upTo time.Time) ([]storedMsg, error) {
 	req := directRequest{MultiLast: []string{subject}}
 	if !upTo.IsZero() {
 		t := upTo.UTC()
@@ -194,7 +199,7 @@ func multiLast(ctx context.Context, nc *nats.Conn, subject string, upTo time.Tim
 	var out []storedMsg
 	for {
 		b, _ := json.Marshal(req)
-		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
+		if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, b); err != nil {
 			return nil, fmt.Errorf("direct get: %w", err)
 		}
 		for {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -326,7 +327,7 @@ func (p *Publisher) session(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
-	if err := p.reconcile(ctx, live); err != nil {
+	if err := p.reconcile(ctx, nc, live); err != nil {
 		return err
 	}
 	if err := p.maybeImports(ctx, nc, js); err != nil {
@@ -595,15 +596,21 @@ func (p *Publisher) updateLive(ctx context.Context, js jetstream.JetStream, upda
 
 // reconcile makes the live view's keys of this host match the registry at
 // the cursor: after a restart, keys of ports freed meanwhile go, and those
-// of the current allocations are written again.
-func (p *Publisher) reconcile(ctx context.Context, live jetstream.KeyValue) error {
-	lister, err := live.ListKeysFiltered(ctx, p.cfg.Host+".*")
+// of the current allocations are written again. The host's keys are read
+// with a direct get of the bucket's stream (no consumer: a daemon needs no
+// right to make one).
+func (p *Publisher) reconcile(ctx context.Context, nc *nats.Conn, live jetstream.KeyValue) error {
+	prefix := "$KV." + LiveBucket + "."
+	msgs, err := multiLastOf(ctx, nc, "KV_"+LiveBucket, prefix+p.cfg.Host+".*", time.Time{})
 	if err != nil {
 		return fmt.Errorf("live view: %w", err)
 	}
 	have := map[string]bool{}
-	for k := range lister.Keys() {
-		have[k] = true
+	for _, m := range msgs {
+		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+			continue
+		}
+		have[strings.TrimPrefix(m.Subject, prefix)] = true
 	}
 	updates := map[int][]byte{}
 	p.mu.Lock()
