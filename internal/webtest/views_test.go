@@ -168,15 +168,18 @@ func TestDashboardReleaseAsksFirst(t *testing.T) {
 		return evs[len(evs)-1].Type == ledger.EventReleased
 	}
 
+	// The button is pressed from the page's script: a live refresh redraws
+	// the rows, so a node looked up first may be gone when clicked.
+	press := chromedp.Evaluate[chromedp.Void](`document.querySelector('` + button + `').click()`)
 	tb.run(t, "press release, then Cancel",
-		chromedp.Click(chromedp.CSS(button)),
+		press,
 		chromedp.WaitVisible(chromedp.CSS("#release-reason")))
 	is.Equal(evalJS[string](t, tb, `document.getElementById("release-port").textContent`), strconv.Itoa(port)) // the dialog names the port
 	tb.run(t, "cancel", chromedp.Click(chromedp.CSS("#release-cancel")))
 	tb.waitJS(t, "the dialog closes", `!document.getElementById("release-dialog").open`, 5*time.Second)
 
 	tb.run(t, "press release, confirm without a reason",
-		chromedp.Click(chromedp.CSS(button)),
+		press,
 		chromedp.WaitVisible(chromedp.CSS("#release-reason")),
 		chromedp.Click(chromedp.CSS("#release-ok")))
 	is.True(evalJS[bool](t, tb, `document.getElementById("release-dialog").open`)) // a reason is asked for
