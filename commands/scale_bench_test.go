@@ -232,7 +232,7 @@ func benchCommit(b *testing.B, name func(i int) string) {
 	if err := copyFile(big, src); err != nil {
 		b.Fatal(err)
 	}
-	open := func(path string) *commands.Ledger {
+	open := func(path string) (*commands.Ledger, *ledger.Log) {
 		log, err := ledger.Open(path, ledger.Options{})
 		if err != nil {
 			b.Fatal(err)
@@ -242,9 +242,11 @@ func benchCommit(b *testing.B, name func(i int) string) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { l.Close(); log.Close() })
-		return l
+		return l, log
 	}
-	onBig, onFresh := open(big), open(filepath.Join(dir, "fresh.db"))
+	onBig, bigLog := open(big)
+	onFresh, freshLog := open(filepath.Join(dir, "fresh.db"))
+	bigStart, freshStart := bigLog.WriteStats(), freshLog.WriteStats()
 	ctx := context.Background()
 	cycle := func(l *commands.Ledger, i int) time.Duration {
 		start := time.Now()
@@ -272,6 +274,9 @@ func benchCommit(b *testing.B, name func(i int) string) {
 	b.ReportMetric(float64(tFresh.Microseconds())/float64(i), "fresh-µs/cycle")
 	b.ReportMetric(float64(tBig.Microseconds())/float64(i), "10M-µs/cycle")
 	b.ReportMetric(float64(tBig)/float64(tFresh), "10M/fresh")
+	bigEnd, freshEnd := bigLog.WriteStats(), freshLog.WriteStats()
+	b.ReportMetric(float64(freshEnd.Writes-freshStart.Writes)/float64(i), "fresh-pages/cycle")
+	b.ReportMetric(float64(bigEnd.Writes-bigStart.Writes)/float64(i), "10M-pages/cycle")
 }
 
 func BenchmarkDiskPerEvent10M(b *testing.B) {
