@@ -76,12 +76,7 @@ func BenchmarkWhyProcess(b *testing.B) {
 	data := b.TempDir()
 	const port = 30725
 	ledgerBin := bins.Ledger(b)
-	listener := exec.Command(bins.Program(b, "./cmd/ledger/testdata/listenchild"), "-net", "tcp4", "-addr", "127.0.0.1:"+strconv.Itoa(port))
-	if err := listener.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { listener.Process.Kill(); listener.Wait() })
-	time.Sleep(200 * time.Millisecond) // let it bind; the first `why` below fails loudly if it did not
+	startListener(b, "tcp4", "127.0.0.1:"+strconv.Itoa(port)) // bound before the first `why`
 	mk := func(args ...string) func() *exec.Cmd {
 		return func() *exec.Cmd {
 			cmd := exec.Command(ledgerBin, args...)
@@ -92,12 +87,8 @@ func BenchmarkWhyProcess(b *testing.B) {
 	b.Run("ledger_why", func(b *testing.B) { timeProcess(b, mk("why", strconv.Itoa(port))) })
 	// The harder case: the listener is older than a process that holds
 	// 1,000 sockets, so a search by age would read that one first.
-	busy := exec.Command(bins.Program(b, "./cmd/ledger/testdata/listenchild"), "-net", "tcp4", "-addr", "127.0.0.1:0", "-extra", "1000")
-	if err := busy.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
-	time.Sleep(300 * time.Millisecond)
+	listenchild := bins.Program(b, "./cmd/ledger/testdata/listenchild")
+	startListenerAs(b, listenchild, "-net", "tcp4", "-addr", "127.0.0.1:0", "-extra", "1000")
 	b.Run("ledger_why_older_listener", func(b *testing.B) { timeProcess(b, mk("why", strconv.Itoa(port))) })
 	b.Run("ledger_version", func(b *testing.B) { timeProcess(b, mk("version")) })
 	lsof, err := exec.LookPath("lsof")

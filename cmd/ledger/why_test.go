@@ -29,21 +29,24 @@ func whyCmd(t *testing.T, data string, args ...string) *exec.Cmd {
 // startListener starts testdata/listenchild with one socket on network and
 // addr, waits until it is bound, and kills it when the test ends. A tcp6 or
 // udp6 socket on a machine without IPv6 skips the test.
-func startListener(t *testing.T, network, addr string) *exec.Cmd {
+func startListener(t testing.TB, network, addr string) *exec.Cmd {
 	t.Helper()
-	return startListenerAs(t, bins.Program(t, "./cmd/ledger/testdata/listenchild"), network, addr)
+	return startListenerAs(t, bins.Program(t, "./cmd/ledger/testdata/listenchild"), "-net", network, "-addr", addr)
 }
 
-// startListenerAs is startListener with prog, a copy of listenchild, and
-// extra words on its command line (after "--", which listenchild ignores).
-func startListenerAs(t *testing.T, prog, network, addr string, extra ...string) *exec.Cmd {
+// startListenerAs is startListener with prog, listenchild or a copy of it,
+// and its arguments (after "--", words it ignores but shows on its command
+// line).
+func startListenerAs(t testing.TB, prog string, args ...string) *exec.Cmd {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	args := []string{"-net", network, "-addr", addr, "-ready", ready}
-	if len(extra) > 0 {
-		args = append(append(args, "--"), extra...)
+	network := "tcp4"
+	for i := 0; i+1 < len(args) && args[i] != "--"; i++ {
+		if args[i] == "-net" {
+			network = args[i+1]
+		}
 	}
-	cmd := exec.Command(prog, args...)
+	cmd := exec.Command(prog, append([]string{"-ready", ready}, args...)...)
 	var errb testbin.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
@@ -263,7 +266,7 @@ func TestWhyDockerProxy(t *testing.T) {
 	if err := os.WriteFile(proxy, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	child := startListenerAs(t, proxy, "tcp4", "127.0.0.1:"+strconv.Itoa(port),
+	child := startListenerAs(t, proxy, "-net", "tcp4", "-addr", "127.0.0.1:"+strconv.Itoa(port), "--",
 		"-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", strconv.Itoa(port),
 		"-container-ip", "172.17.0.2", "-container-port", "80")
 	data := t.TempDir()
