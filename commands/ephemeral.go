@@ -16,7 +16,8 @@ func EphemeralRange() (eph ledger.Range, reserved []ledger.Range, ok bool) {
 }
 
 // CheckEphemeral returns an EINVALID error when r overlaps the kernel's
-// ephemeral range on ports not reserved from it (net.ipv4.ip_local_reserved_ports):
+// ephemeral range on ports not reserved from it (Linux's
+// net.ipv4.ip_local_reserved_ports; macOS reserves none):
 // the kernel may give such a port to any outgoing connection at any moment,
 // so a port the ledger hands out could be taken before its service binds
 // it. The error explains this and the two ways out.
@@ -51,9 +52,23 @@ func checkEphemeral(r, eph ledger.Range, reserved []ledger.Range) error {
 	return ledger.Errorf(ledger.EINVALID, "range %s overlaps the kernel's ephemeral ports %s (%s): "+
 		"the kernel gives %d of its ports (%s) to outgoing connections on its own, so a port the ledger hands out could be taken before its service binds it. "+
 		"Either move the range out of %s%s, "+
-		"or reserve it: sudo sysctl -w net.ipv4.ip_local_reserved_ports=%s (and a line in /etc/sysctl.d/ to keep it). "+
+		"or %s. "+
 		"--allow-ephemeral (LEDGER_ALLOW_EPHEMERAL=1) uses it as it is",
-		r, eph, ephemeralSource, len(open), ledger.FormatPorts(open), eph, below, r)
+		r, eph, ephemeralSource, len(open), ledger.FormatPorts(open), eph, below, keepOut(r, eph))
+}
+
+// portrangeAdvice says how to move macOS's ephemeral range
+// (net.inet.ip.portrange.first and .last) off r, which overlaps eph: above
+// r, else below it; a range that covers eph all can only move itself.
+func portrangeAdvice(r, eph ledger.Range) string {
+	const keep = " (and a line in /etc/sysctl.conf to keep it)"
+	switch {
+	case r.Hi < eph.Hi:
+		return fmt.Sprintf("move the ephemeral ports above it: sudo sysctl -w net.inet.ip.portrange.first=%d", r.Hi+1) + keep
+	case r.Lo > eph.Lo:
+		return fmt.Sprintf("move the ephemeral ports below it: sudo sysctl -w net.inet.ip.portrange.last=%d", r.Lo-1) + keep
+	}
+	return fmt.Sprintf("shrink it: it covers all of %s", eph)
 }
 
 func inAny(rs []ledger.Range, p int) bool {

@@ -63,3 +63,24 @@ func TestReservedPortsAreNotRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPortrangeAdvice checks macOS's way out, which runs there only, here.
+func TestPortrangeAdvice(t *testing.T) {
+	eph := ledger.Range{Lo: 49152, Hi: 65535}
+	for _, c := range []struct {
+		name string
+		r    ledger.Range
+		want string
+	}{
+		{"overlaps the bottom", ledger.Range{Lo: 49000, Hi: 49200}, "net.inet.ip.portrange.first=49201"},
+		{"inside", ledger.Range{Lo: 50000, Hi: 50100}, "net.inet.ip.portrange.first=50101"},
+		{"overlaps the top", ledger.Range{Lo: 65000, Hi: 65535}, "net.inet.ip.portrange.last=64999"},
+		{"covers it all", ledger.Range{Lo: 40000, Hi: 65535}, "covers all of 49152-65535"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			got := portrangeAdvice(c.r, eph)
+			is.True(strings.Contains(got, c.want)) // the sysctl that moves the ephemeral ports off r
+		})
+	}
+}

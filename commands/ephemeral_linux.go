@@ -38,3 +38,8 @@ func ephemeralRange() (ledger.Range, []ledger.Range, bool) {
 	}
 	return ledger.Range{Lo: lo, Hi: hi}, reserved, true
 }
+
+// keepOut is the second way out of an overlap: reserve the range.
+func keepOut(r, _ ledger.Range) string {
+	return "reserve it: sudo sysctl -w net.ipv4.ip_local_reserved_ports=" + r.String() + " (and a line in /etc/sysctl.d/ to keep it)"
+}

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package commands
 
@@ -7,5 +7,11 @@ import "github.com/portledger/portledger/ledger"
 // ephemeralSource names where the ephemeral range comes from, for messages.
 const ephemeralSource = "the OS"
 
-// ephemeralRange is unknown here: no range is refused.
+// ephemeralRange is unknown here (Windows keeps it in netsh, not read): no
+// range is refused.
 func ephemeralRange() (ledger.Range, []ledger.Range, bool) { return ledger.Range{}, nil, false }
+
+// keepOut is the second way out of an overlap, never given here.
+func keepOut(ledger.Range, ledger.Range) string {
+	return "move the system's ephemeral ports off it"
+}
