@@ -94,7 +94,7 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 	if len(pm.Allocations) == 0 {
 		fmt.Fprintln(tw, "No ports allocated.")
 	} else {
-		fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tHEALTH\tSINCE\tPURPOSE")
+		fmt.Fprintln(tw, "PORT\tSERVICE\tPID\tHEALTH\tSINCE\tPURPOSE\tCOMMAND")
 	}
 	for _, a := range pm.Allocations {
 		pid := "-"
@@ -105,8 +105,12 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 		if a.ImportedFrom != "" {
 			purpose = "[imported from " + safe(a.ImportedFrom) + "] " + purpose
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Port, safe(a.ServiceName), pid, a.HealthStatus,
-			a.AllocatedAt.Local().Format("2006-01-02 15:04:05"), purpose)
+		command := "-"
+		if a.Cmdline != "" {
+			command = safe(clip(a.Cmdline, statusCommandWidth))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Port, safe(a.ServiceName), pid, a.HealthStatus,
+			a.AllocatedAt.Local().Format("2006-01-02 15:04:05"), purpose, command)
 	}
 	if len(pm.Conflicts) > 0 {
 		fmt.Fprintln(tw)
@@ -119,4 +123,17 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// statusCommandWidth is how much of a holder's command line the status
+// table shows; --json has all of it.
+const statusCommandWidth = 60
+
+// clip shortens s to at most n runes, marking the cut with "...".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-3]) + "..."
 }
