@@ -154,3 +154,46 @@ func TestFishCompletes(t *testing.T) {
 		})
 	}
 }
+
+// TestZshCompletes loads the zsh script in a real zsh and runs its
+// completion function on scripted words, with compadd and compdef (which
+// need a terminal's completion system) replaced by ones that print what
+// they are given, where zsh is installed.
+func TestZshCompletes(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Skip("zsh is not installed here: its completion is not run")
+	}
+	data := t.TempDir()
+	port, errOut, code := testbin.Run(t, whyCmd(t, data, "allocate", "--service", "grace_backend"))
+	if code != 0 {
+		t.Fatalf("allocate: %s", errOut)
+	}
+	port = strings.TrimSpace(port)
+	for _, c := range []struct {
+		name, words string // the words array, the last one under the cursor
+		want        []string
+	}{
+		{"a subcommand", `ledger wh`, []string{"who", "why"}},
+		{"a held port", `ledger release ""`, []string{port}},
+		{"a service name", `ledger allocate --service gr`, []string{"grace_backend"}},
+		{"a flag's values", `ledger allocate --proto ""`, []string{"tcp", "udp", "both"}},
+		{"nothing fits: files", `ledger import ""`, []string{"FILES"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			script := `compdef() { :; }
+compadd() { [[ $1 == -a ]] && print -rl -- "${(@P)2}"; }
+_files() { print FILES; }
+source <(ledger completion zsh)
+words=(` + c.words + `); CURRENT=${#words}
+_ledger`
+			cmd := exec.Command(zsh, "-f", "-c", script)
+			cmd.Env = completionEnv(t, data)
+			out, errOut, code := testbin.Run(t, cmd)
+			is.Equal(code, 0) // the function runs
+			is.Equal(errOut, "")
+			is.Equal(strings.Fields(out), c.want) // and offers exactly these
+		})
+	}
+}
