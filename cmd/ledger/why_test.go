@@ -175,6 +175,20 @@ func TestWhyTheLedgerAndItsDisagreements(t *testing.T) {
 		is.True(strings.HasPrefix(ans.Explanation, want))     // which pid holds, which listens
 		is.True(strings.Contains(ans.Advice, "register-pid")) // and what to do
 	})
+	t.Run("allocated to a pid that is gone, another listens", func(t *testing.T) {
+		is := is.New(t)
+		holder := startListener(t, "tcp4", "127.0.0.1:0")
+		run(t, "allocate", "--service", "old_api", "--port", "30718", "--pid", strconv.Itoa(holder.Process.Pid))
+		is.NoErr(holder.Process.Kill())
+		testbin.WaitFor(t, "the holder gone", func() bool { return processGone(holder.Process.Pid) }) // and no watchdog has run since
+		other := startListener(t, "tcp4", "127.0.0.1:30718")
+		ans := why(t, data, 30718)
+		is.Equal(ans.Verdict, "other_pid") // the disagreement is named
+		want := fmt.Sprintf("allocated to pid %d (old_api) but pid %d", holder.Process.Pid, other.Process.Pid)
+		is.True(strings.HasPrefix(ans.Explanation, want))                                                                  // which pid holds, which listens
+		is.True(strings.Contains(ans.Explanation, fmt.Sprintf("Pid %d is gone: the ledger is stale", holder.Process.Pid))) // which view is wrong
+		is.True(strings.Contains(ans.Advice, "ledger release 30718"))                                                      // and what to do
+	})
 	t.Run("allocated but nothing listens", func(t *testing.T) {
 		is := is.New(t)
 		run(t, "allocate", "--service", "worker", "--port", "30717")
