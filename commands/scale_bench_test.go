@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -298,4 +299,27 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// BenchmarkUsageYear10M is the heaviest read: usage over the whole year,
+// about 1M services in one answer. It reports the heap the answer holds.
+func BenchmarkUsageYear10M(b *testing.B) {
+	l := openScale(b)
+	ctx := context.Background()
+	var us []ledger.ServiceUsage
+	var before, after runtime.MemStats
+	for b.Loop() {
+		us = nil
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var err error
+		if us, err = l.Usage(ctx, ledger.UsageQuery{}); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	b.ReportMetric(float64(len(us)), "services")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "answer-MiB")
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/op")
 }

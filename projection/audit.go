@@ -3,6 +3,7 @@ package projection
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,9 +48,16 @@ func ReleaseOf(e ledger.Event) *ledger.Release {
 // Usage accumulates how each service used its ports over a window: Holds
 // are clipped to the window, an allocation made before it counting from its
 // start and one still held at its end counting up to the end.
+//
+// A window can hold a million services (a year of a CI host that names
+// services after its runs), so the services' counts are kept in one slice,
+// found by name through an index, and their releases by reason in a small
+// list each; Result makes the maps.
 type Usage struct {
-	open  map[int]usageHold
-	usage map[string]*ledger.ServiceUsage
+	open    map[int]usageHold
+	index   map[string]int32      // service -> its place in usage
+	usage   []ledger.ServiceUsage // Releases unset until Result
+	reasons [][]reasonCount       // releases by reason, by place in usage
 }
 
 type usageHold struct {
@@ -57,10 +65,16 @@ type usageHold struct {
 	start   time.Time
 }
 
+// reasonCount is how many releases of one service gave a reason.
+type reasonCount struct {
+	reason string
+	n      int
+}
+
 // NewUsage starts a window at since with the registry as it stood then
 // (nil: nothing held).
 func NewUsage(start *Registry, since time.Time) *Usage {
-	u := &Usage{open: map[int]usageHold{}, usage: map[string]*ledger.ServiceUsage{}}
+	u := &Usage{open: map[int]usageHold{}, index: map[string]int32{}}
 	if start != nil {
 		for p, a := range start.Allocs {
 			u.open[p] = usageHold{service: a.ServiceName, start: since}
@@ -74,13 +88,33 @@ func NewUsage(start *Registry, since time.Time) *Usage {
 	return u
 }
 
-func (u *Usage) get(svc string) *ledger.ServiceUsage {
-	s := u.usage[svc]
-	if s == nil {
-		s = &ledger.ServiceUsage{Service: svc, Releases: map[string]int{}}
-		u.usage[svc] = s
+// place returns the place of svc in u.usage, adding it when new.
+func (u *Usage) place(svc string) int32 {
+	i, ok := u.index[svc]
+	if !ok {
+		i = int32(len(u.usage))
+		u.index[svc] = i
+		u.usage = append(u.usage, ledger.ServiceUsage{Service: svc})
+		u.reasons = append(u.reasons, nil)
 	}
-	return s
+	return i
+}
+
+func (u *Usage) get(svc string) *ledger.ServiceUsage {
+	return &u.usage[u.place(svc)]
+}
+
+// released counts a release of svc with reason.
+func (u *Usage) released(svc, reason string) {
+	i := u.place(svc)
+	rs := u.reasons[i]
+	for j := range rs {
+		if rs[j].reason == reason {
+			rs[j].n++
+			return
+		}
+	}
+	u.reasons[i] = append(rs, reasonCount{reason: reason, n: 1})
 }
 
 func (u *Usage) closeHold(port int, at time.Time) {
@@ -115,7 +149,7 @@ func (u *Usage) Apply(e ledger.Event) {
 		}
 	case ledger.EventReleased:
 		if h, ok := u.open[e.Port]; ok {
-			u.get(h.service).Releases[e.Released.Reason]++
+			u.released(h.service, e.Released.Reason)
 			u.closeHold(e.Port, e.At)
 		}
 	}
@@ -123,6 +157,9 @@ func (u *Usage) Apply(e ledger.Event) {
 
 // Result closes the window at end and returns the usage of every service,
 // or of one when service is not "", by name. The Usage is spent.
+//
+// Services whose releases are the same (one release, "process exited",
+// say) share one Releases map: the maps of the result are read-only.
 func (u *Usage) Result(end time.Time, service string) []ledger.ServiceUsage {
 	// In port order: of two holds as long as each other (both clipped to
 	// the whole window, say), the lower port is the longest, every time.
@@ -130,12 +167,51 @@ func (u *Usage) Result(end time.Time, service string) []ledger.ServiceUsage {
 		u.get(u.open[p].service).HeldAtEnd++
 		u.closeHold(p, end)
 	}
-	out := make([]ledger.ServiceUsage, 0, len(u.usage))
-	for _, s := range u.usage {
-		if service == "" || s.Service == service {
-			out = append(out, *s)
+	if service != "" {
+		i, ok := u.index[service]
+		if !ok {
+			return []ledger.ServiceUsage{}
 		}
+		out := []ledger.ServiceUsage{u.usage[i]}
+		out[0].Releases = releasesMap(u.reasons[i], nil)
+		return out
 	}
+	out := u.usage
+	if out == nil {
+		out = []ledger.ServiceUsage{}
+	}
+	shared := map[string]map[string]int{}
+	for i := range out {
+		out[i].Releases = releasesMap(u.reasons[i], shared)
+	}
+	u.index, u.reasons = nil, nil
 	slices.SortFunc(out, func(a, b ledger.ServiceUsage) int { return strings.Compare(a.Service, b.Service) })
 	return out
+}
+
+// releasesMap returns the map of rs, the one in shared (when not nil) that
+// holds the same counts if there is one.
+func releasesMap(rs []reasonCount, shared map[string]map[string]int) map[string]int {
+	if shared == nil || len(rs) > 2 {
+		m := make(map[string]int, len(rs))
+		for _, r := range rs {
+			m[r.reason] = r.n
+		}
+		return m
+	}
+	slices.SortFunc(rs, func(a, b reasonCount) int { return strings.Compare(a.reason, b.reason) })
+	var key []byte
+	for _, r := range rs {
+		key = strconv.AppendInt(key, int64(len(r.reason)), 10)
+		key = append(key, ':')
+		key = append(key, r.reason...)
+		key = strconv.AppendInt(key, int64(r.n), 10)
+		key = append(key, ';')
+	}
+	if m, ok := shared[string(key)]; ok {
+		return m
+	}
+	m := releasesMap(rs, nil)
+	shared[string(key)] = m
+	return m
 }
