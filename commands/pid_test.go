@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 	"github.com/portledger/portledger/commands"
@@ -64,6 +65,52 @@ func otherUsersProcess(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
+// threadOf returns the id of a thread of process pid that is not its main
+// thread (Linux names threads in /proc and kill(2) as it names processes),
+// or skips.
+func threadOf(t *testing.T, pid int) int {
+	t.Helper()
+	for range 100 {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		if err != nil {
+			t.Skipf("no /proc/%d/task: %v", pid, err)
+		}
+		for _, e := range ents {
+			if tid, err := strconv.Atoi(e.Name()); err == nil && tid != pid {
+				return tid
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // a Go process starts its other threads at once
+	}
+	t.Skipf("process %d has one thread", pid)
+	return 0
+}
+
+// TestPIDHelperProcess is the child of threadedProcess: a Go process,
+// so one with several threads, that waits to be killed.
+func TestPIDHelperProcess(t *testing.T) {
+	if os.Getenv("PORTLEDGER_PID_HELPER") != "1" {
+		t.Skip("the child of threadedProcess")
+	}
+	time.Sleep(5 * time.Minute)
+}
+
+// threadedProcess starts a process of this user with several threads (the
+// test binary itself, in TestPIDHelperProcess) and returns its pid.
+func threadedProcess(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPIDHelperProcess$")
+	cmd.Env = append(os.Environ(), "PORTLEDGER_PID_HELPER=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start helper: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
+
 func TestPIDsThatCannotBeAServiceAreRefused(t *testing.T) {
 	l := MustOpen(t, commands.Config{})
 	bg := context.Background()
@@ -82,6 +129,8 @@ func TestPIDsThatCannotBeAServiceAreRefused(t *testing.T) {
 	}{
 		{"a kernel thread", bg, kernelThread, ledger.EINVALID},
 		{"the ledger's own process", bg, func(*testing.T) int { return os.Getpid() }, ledger.EINVALID},
+		{"a thread of the ledger's own process", bg, func(t *testing.T) int { return threadOf(t, os.Getpid()) }, ledger.EINVALID},
+		{"a thread of another process", bg, func(t *testing.T) int { return threadOf(t, threadedProcess(t)) }, ledger.EINVALID},
 		{"another user's process, caller not root", asUser(4242), func(t *testing.T) int { return ledgertest.Sleeper(t) }, ledger.EFORBIDDEN},
 		{"root's process named by nobody", asUser(65534), func(t *testing.T) int { return ledgertest.Sleeper(t) }, ledger.EFORBIDDEN},
 	}

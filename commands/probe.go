@@ -20,6 +20,10 @@ type ProcessInfo struct {
 	UID int
 	// KernelThread is set for a kernel thread, which never serves a port.
 	KernelThread bool
+	// ThreadOf is, for a thread that is not its process's main thread
+	// (Linux lets /proc and kill name any thread), the process it belongs
+	// to; 0 otherwise or when unknown.
+	ThreadOf int
 }
 
 // LookupProcess reads a live process's start time and command line. It
@@ -36,10 +40,13 @@ func LookupProcess(pid int) (ProcessInfo, error) {
 	cmd, _ := p.Cmdline() // a zombie or a kernel thread has none; the PID is what matters
 	cmd = escapeObserved(cmd, ledger.MaxText)
 	info := ProcessInfo{PID: pid, StartedAt: started, Cmdline: cmd, UID: -1}
-	if uid, kthread, err := processTraits(pid); err == nil {
-		info.UID, info.KernelThread = uid, kthread
-	} else if kthread {
-		info.KernelThread = true
+	uid, kthread, tgid, err := processTraits(pid)
+	if err == nil {
+		info.UID = uid
+	}
+	info.KernelThread = kthread
+	if tgid > 0 && tgid != pid {
+		info.ThreadOf = tgid
 	}
 	return info, nil
 }
@@ -55,8 +62,11 @@ func checkServicePID(ctx context.Context, info ProcessInfo) error {
 	if info.KernelThread {
 		return ledger.Errorf(ledger.EINVALID, "pid %d is a kernel thread, not a service", info.PID)
 	}
-	if info.PID == os.Getpid() {
+	if info.PID == os.Getpid() || info.ThreadOf == os.Getpid() {
 		return ledger.Errorf(ledger.EINVALID, "pid %d is the ledger process itself, not a service", info.PID)
+	}
+	if info.ThreadOf != 0 {
+		return ledger.Errorf(ledger.EINVALID, "pid %d is a thread of process %d, not a process: give the process's pid", info.PID, info.ThreadOf)
 	}
 	caller := os.Getuid()
 	if a, ok := ledger.ActorFrom(ctx); ok && a.UID >= 0 && (a.Via == ledger.ViaSocket || a.Via == ledger.ViaLocal) {
