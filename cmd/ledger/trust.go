@@ -16,8 +16,46 @@ import (
 // checkDataDir refuses a data directory that another user owns or that
 // group or others may write: whoever can write it can put a socket of
 // their own where the CLI looks for the daemon, or links where the daemon
-// writes. A directory that does not exist yet is fine: it is made 0700.
+// writes. The directories the ledger keeps inside it are held to the same
+// rules, and none may be a symbolic link, so that a link left there while
+// the directory was open to others cannot send the daemon's files
+// elsewhere. A directory that does not exist yet is fine: it is made 0700.
 func checkDataDir(dir string) error {
+	if err := checkDirItself(dir); err != nil {
+		return err
+	}
+	for _, sub := range dataSubdirs {
+		p := filepath.Join(dir, sub)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link: the ledger's directories are never followed through links; remove it (and see what it pointed to)", p)
+		}
+		if err := checkDirItself(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dataSubdirs are the directories the ledger keeps in its data directory,
+// parents first.
+var dataSubdirs = []string{
+	"databases",
+	filepath.Join("databases", "port_ledger"),
+	filepath.Join("databases", "port_registry"),
+	"logs",
+	filepath.Join("logs", "port_manager"),
+}
+
+// checkDirItself applies checkDataDir's owner and mode rules to one
+// directory.
+func checkDirItself(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
