@@ -113,6 +113,16 @@ func describe(e ledger.Event) string {
 		add("foreign listener pid=%d cmd=\"%s\"", e.Conflict.PID, safe(e.Conflict.Command))
 	case e.RangeChanged != nil:
 		add("%s -> %s", e.RangeChanged.From, e.RangeChanged.To)
+	case e.ChainAccepted != nil:
+		p := e.ChainAccepted
+		add("breaks=%d first_link=%d", p.Breaks, p.Seq)
+		if !p.EventID.IsZero() {
+			add("event=%s", p.EventID)
+		}
+		add("problem=\"%s\"", safe(p.Problem))
+		if p.AcceptedBy != "" {
+			add("by=\"%s\"", safe(p.AcceptedBy))
+		}
 	}
 	if e.Imported != nil {
 		add("imported from %s", safe(e.Imported.String()))

@@ -223,8 +223,8 @@ func TestHostileStringsAreEscapedInEveryOutput(t *testing.T) {
 func TestDaemonRefusesABrokenChainUnlessTold(t *testing.T) {
 	is := is.New(t)
 	data := t.TempDir()
-	for _, port := range []string{"8000", "8001", "8002"} {
-		_, _, err := runCLI(t, "allocate", "--service", "s"+port, "--port", port, "--data", data)
+	for _, svc := range []string{"s1", "s2", "s3"} {
+		_, _, err := runCLI(t, "allocate", "--service", svc, "--data", data) // any free port: another process may listen on one
 		is.NoErr(err)
 	}
 	out, _, err := runCLI(t, "status", "--data", data)
@@ -270,6 +270,10 @@ func TestDaemonRefusesABrokenChainUnlessTold(t *testing.T) {
 	is.NoErr(err)
 	is.True(strings.Contains(out, `"type": "chain_accepted"`)) // and records the acceptance
 	is.True(strings.Contains(out, next.String()))              // naming the break
+	out, _, err = runCLI(t, "history", "--data", data)
+	is.NoErr(err)
+	is.True(strings.Contains(out, "event="+next.String())) // people see the break in history too: %s
+	is.True(strings.Contains(out, `by="uid `))             // and who accepted it
 	out, _, err = runCLI(t, "verify", "--data", data)
 	is.NoErr(err)                                    // the accepted break no longer fails
 	is.True(strings.Contains(out, "accepted break")) // but is still shown
