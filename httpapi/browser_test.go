@@ -37,6 +37,10 @@ func TestBrowserShapedRequests(t *testing.T) {
 	oldBrowser := map[string]string{"Origin": "https://evil.example"}
 	sameOrigin := map[string]string{"Origin": "http://" + self, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
 	rebound := map[string]string{"Origin": "http://evil.example:" + port, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+	// A page of another server on this machine (another port of 127.0.0.1)
+	// is same-site: the browser sends it the dashboard's SameSite=Strict
+	// cookie, so only the origin check stops its writes.
+	sameSite := map[string]string{"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
 	none := map[string]string{}
 
 	tests := []struct {
@@ -56,6 +60,8 @@ func TestBrowserShapedRequests(t *testing.T) {
 		{"cross-site release", "DELETE", release, "", crossSite, "", "", testToken, 403, ledger.EFORBIDDEN},
 		{"cross-site health check", "POST", "/api/ports/health-check", "", crossSite, "", "", noToken, 403, ledger.EFORBIDDEN},
 		{"cross-site import", "POST", "/api/ports/import", "", crossSite, "text/plain", `{"events":[]}`, noToken, 403, ledger.EFORBIDDEN},
+		{"page of another local port writes with the session", "POST", "/api/ports/allocations", "", sameSite, "application/json", allocate, testToken, 403, ledger.EFORBIDDEN},
+		{"page of another local port releases with the session", "DELETE", release, "", sameSite, "", "", testToken, 403, ledger.EFORBIDDEN},
 		{"old browser, Origin only", "POST", "/api/ports/allocations", "", oldBrowser, "text/plain", allocate, noToken, 403, ledger.EFORBIDDEN},
 		{"rebinding page reads the status", "GET", "/api/ports/status", "evil.example:" + port, rebound, "", "", noToken, 421, EMISDIRECTED},
 		{"rebinding page reads allocations", "GET", "/api/ports/allocations", "evil.example:" + port, rebound, "", "", noToken, 421, EMISDIRECTED},
