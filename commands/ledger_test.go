@@ -173,6 +173,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 			_, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "a", StartedBy: "evil\u202eexe.txt"})
 			return err
 		}, ledger.EINVALID},
+		{"line separator in a purpose", func() error {
+			_, err := l.Allocate(ctx, ledger.AllocateRequest{ServiceName: "a", Purpose: "ok\u2028FAKE LINE"})
+			return err
+		}, ledger.EINVALID},
+		{"paragraph separator in a release reason", func() error {
+			_, err := l.Release(ctx, ledger.ReleaseRequest{Port: held.Port, Reason: "done\u2029"})
+			return err
+		}, ledger.EINVALID},
 		{"zero width space in a release reason", func() error {
 			_, err := l.Release(ctx, ledger.ReleaseRequest{Port: held.Port, Reason: "done\u200b"})
 			return err

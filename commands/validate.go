@@ -41,7 +41,8 @@ func ValidateServiceName(name string) error {
 }
 
 // validateText checks a free-text field: valid UTF-8, bounded, no control
-// characters (which would break log lines and terminals) and no Unicode
+// characters or Unicode line and paragraph separators (which would break
+// log lines and terminals) and no Unicode
 // format characters (which reorder or hide text). It is the one check of
 // every string that enters the log, through the API or an import.
 func validateText(field, s string, limit int) error {
@@ -53,6 +54,11 @@ func validateText(field, s string, limit int) error {
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return ledger.Errorf(ledger.EINVALID, "%s contains control characters", field)
+	}
+	if strings.IndexFunc(s, isLineSeparator) >= 0 {
+		// U+2028 and U+2029 end a line for Unicode, some editors and
+		// viewers: a fake line as much as \n is.
+		return ledger.Errorf(ledger.EINVALID, "%s contains a Unicode line or paragraph separator", field)
 	}
 	if i := strings.IndexFunc(s, isFormat); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(s[i:])
@@ -97,6 +103,10 @@ func escapeObserved(s string, limit int) string {
 // such as U+202E RIGHT-TO-LEFT OVERRIDE or U+200B ZERO WIDTH SPACE, which
 // reorder or hide what a terminal shows.
 func isFormat(r rune) bool { return unicode.In(r, unicode.Cf) }
+
+// isLineSeparator reports whether r is U+2028 LINE SEPARATOR or U+2029
+// PARAGRAPH SEPARATOR (categories Zl and Zp).
+func isLineSeparator(r rune) bool { return unicode.In(r, unicode.Zl, unicode.Zp) }
 
 // validatePID checks the shape of a PID; whether it is alive is asked of the OS.
 func validatePID(pid int) error {
