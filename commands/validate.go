@@ -68,9 +68,10 @@ func validateText(field, s string, limit int) error {
 }
 
 // escapeObserved makes a string that the OS told us (a process's command
-// line), not one a caller chose, fit for the log: control and format
-// characters and invalid UTF-8 become \xNN or \u{NNNN}, a backslash is
-// doubled, and the result is cut to limit bytes on a character boundary.
+// line), not one a caller chose, fit for the log: control, format and line
+// separator characters and invalid UTF-8 become \xNN or \u{NNNN}, a
+// backslash is doubled, and the result is cut to limit bytes on a character
+// boundary.
 // A caller's string with such characters is refused (validateText); an
 // observed one is a fact to record, so it is escaped and kept.
 func escapeObserved(s string, limit int) string {
@@ -85,7 +86,7 @@ func escapeObserved(s string, limit int) string {
 			piece = `\\`
 		case r < 0x100 && unicode.IsControl(r):
 			piece = fmt.Sprintf("\\x%02x", r)
-		case unicode.IsControl(r) || isFormat(r):
+		case unicode.IsControl(r) || isFormat(r) || isLineSeparator(r):
 			piece = fmt.Sprintf("\\u{%04X}", r)
 		default:
 			piece = s[i : i+size]
