@@ -43,10 +43,29 @@ var (
 )
 
 // NewClient returns a client of the daemon at baseURL, e.g.
-// "http://127.0.0.1:7999". A non-empty token is sent as a bearer token.
+// "http://127.0.0.1:7999". A non-empty token is sent as a bearer token;
+// before it goes to an address of this machine, the kernel's table of TCP
+// connections is asked who listens there (Linux): a process of another
+// user than this one (or root), one that took the port while the daemon
+// was down, is refused with ErrUntrustedDaemon and is sent nothing.
 func NewClient(baseURL string, token string) *Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	t.DialContext = d.DialContext
+	if token != "" {
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if uid, ok := loopbackPeerUID(conn); ok && uid != os.Getuid() && uid != 0 {
+				conn.Close()
+				return nil, fmt.Errorf("%w: the process listening on %s runs as uid %d, not as you (uid %d): the token was not sent",
+					ErrUntrustedDaemon, addr, uid, os.Getuid())
+			}
+			return conn, nil
+		}
+	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Transport: t}}
 }
 
