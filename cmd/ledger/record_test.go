@@ -48,18 +48,18 @@ func recordStatus(t *testing.T, base string) ledger.Status {
 
 func TestImportAttacksAreRefused(t *testing.T) {
 	is := is.New(t)
-	data := t.TempDir()
-	d, err := startDaemon(context.Background(), daemonConfig{Data: data, Addr: "127.0.0.1:0", Security: security{Token: recordToken, WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	data := t.TempDir() // its own range, 21400-21499: another program of the machine may listen in 8000-8100
+	d, err := startDaemon(context.Background(), daemonConfig{Data: data, Addr: "127.0.0.1:0", Range: ledger.Range{Lo: 21400, Hi: 21499}, Security: security{Token: recordToken, WriteGroup: -1}, Watchdog: watchdog.Options{Interval: time.Hour}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	is.NoErr(err) // start the daemon
 	defer d.shutdown()
 	base := "http://" + d.addrDesc()
 
-	// The ledger's own life: 8000 held now, 8001 held and released.
-	_, _, err = runCLI(t, "allocate", "--service", "live", "--port", "8000", "--data", data, "--token", recordToken)
+	// The ledger's own life: 21400 held now, 21401 held and released.
+	_, _, err = runCLI(t, "allocate", "--service", "live", "--port", "21400", "--data", data, "--token", recordToken)
 	is.NoErr(err)
-	_, _, err = runCLI(t, "allocate", "--service", "lived", "--port", "8001", "--data", data, "--token", recordToken)
+	_, _, err = runCLI(t, "allocate", "--service", "lived", "--port", "21401", "--data", data, "--token", recordToken)
 	is.NoErr(err)
-	_, _, err = runCLI(t, "release", "8001", "--data", data, "--token", recordToken)
+	_, _, err = runCLI(t, "release", "21401", "--data", data, "--token", recordToken)
 	is.NoErr(err)
 	before := recordStatus(t, base)
 	is.True(before.PortManager.Chain != nil) // status carries the chain head
@@ -78,25 +78,25 @@ func TestImportAttacksAreRefused(t *testing.T) {
 	release := func(port int) ledger.Event {
 		return ledger.Event{Type: ledger.EventReleased, Port: port, Released: &ledger.Released{Reason: "gone"}}
 	}
-	oldAlloc := past(400*24*time.Hour, alloc(8050, "old", "serve.py", "x"))
-	oldRelease := past(399*24*time.Hour, release(8050))
+	oldAlloc := past(400*24*time.Hour, alloc(21450, "old", "serve.py", "x"))
+	oldRelease := past(399*24*time.Hour, release(21450))
 	tests := []struct {
 		name   string
 		events []ledger.Event
 		index  int    // the event the refusal names
 		reason string // a word of the refusal
 	}{
-		{"allocation onto a port held now", []ledger.Event{oldAlloc, oldRelease, past(time.Millisecond, alloc(8000, "intruder", "", ""))}, 2, "at or after"},
-		{"release of a live allocation", []ledger.Event{past(time.Millisecond, release(8000))}, 0, "at or after"},
+		{"allocation onto a port held now", []ledger.Event{oldAlloc, oldRelease, past(time.Millisecond, alloc(21400, "intruder", "", ""))}, 2, "at or after"},
+		{"release of a live allocation", []ledger.Event{past(time.Millisecond, release(21400))}, 0, "at or after"},
 		{"allocation that holds a port now", []ledger.Event{oldAlloc}, 0, "held now"},
 		{"range_changed", []ledger.Event{past(time.Hour, ledger.Event{Type: ledger.EventRangeChanged, RangeChanged: &ledger.RangeChanged{From: ledger.DefaultRange, To: ledger.Range{Lo: 1, Hi: 1}}})}, 0, "not importable"},
-		{"conflict", []ledger.Event{past(time.Hour, ledger.Event{Type: ledger.EventConflictDetected, Port: 8070, Conflict: &ledger.ConflictDetected{PID: 2, Command: "nc"}})}, 0, "not importable"},
-		{"dated after the ledger's first event on the port", []ledger.Event{past(time.Millisecond, ledger.Event{Type: ledger.EventStatsReported, Port: 8001, StatsReported: &ledger.StatsReported{RequestCount: 1}})}, 0, "at or after"},
-		{"terminal escape in a purpose", []ledger.Event{past(300*24*time.Hour, alloc(8060, "svc", "", "\x1b]0;pwned\x07\x1b[2J")), past(299*24*time.Hour, release(8060))}, 0, "control characters"},
-		{"newline in a reason", []ledger.Event{oldAlloc, past(399*24*time.Hour, ledger.Event{Type: ledger.EventReleased, Port: 8050, Released: &ledger.Released{Reason: "a\nb"}})}, 1, "control characters"},
-		{"right-to-left override", []ledger.Event{past(300*24*time.Hour, alloc(8060, "svc", "evil\u202eexe.txt", "")), past(299*24*time.Hour, release(8060))}, 0, "U+202E"},
-		{"100 KB string", []ledger.Event{past(300*24*time.Hour, alloc(8060, "svc", "", strings.Repeat("A", 100<<10))), past(299*24*time.Hour, release(8060))}, 0, "limit"},
-		{"service name outside the API's alphabet", []ledger.Event{past(300*24*time.Hour, alloc(8060, "svc name;rm", "", "")), past(299*24*time.Hour, release(8060))}, 0, "only letters"},
+		{"conflict", []ledger.Event{past(time.Hour, ledger.Event{Type: ledger.EventConflictDetected, Port: 21470, Conflict: &ledger.ConflictDetected{PID: 2, Command: "nc"}})}, 0, "not importable"},
+		{"dated after the ledger's first event on the port", []ledger.Event{past(time.Millisecond, ledger.Event{Type: ledger.EventStatsReported, Port: 21401, StatsReported: &ledger.StatsReported{RequestCount: 1}})}, 0, "at or after"},
+		{"terminal escape in a purpose", []ledger.Event{past(300*24*time.Hour, alloc(21460, "svc", "", "\x1b]0;pwned\x07\x1b[2J")), past(299*24*time.Hour, release(21460))}, 0, "control characters"},
+		{"newline in a reason", []ledger.Event{oldAlloc, past(399*24*time.Hour, ledger.Event{Type: ledger.EventReleased, Port: 21450, Released: &ledger.Released{Reason: "a\nb"}})}, 1, "control characters"},
+		{"right-to-left override", []ledger.Event{past(300*24*time.Hour, alloc(21460, "svc", "evil\u202eexe.txt", "")), past(299*24*time.Hour, release(21460))}, 0, "U+202E"},
+		{"100 KB string", []ledger.Event{past(300*24*time.Hour, alloc(21460, "svc", "", strings.Repeat("A", 100<<10))), past(299*24*time.Hour, release(21460))}, 0, "limit"},
+		{"service name outside the API's alphabet", []ledger.Event{past(300*24*time.Hour, alloc(21460, "svc name;rm", "", "")), past(299*24*time.Hour, release(21460))}, 0, "only letters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,10 +131,10 @@ func TestImportAttacksAreRefused(t *testing.T) {
 	resp.Body.Close()
 	is.Equal(resp.StatusCode, http.StatusOK) // a past that ends is imported
 	at := ledger.FormatTime(now.Add(-399*24*time.Hour - time.Hour))
-	out, _, err := runCLI(t, "who", "8050", "--at", at, "--data", data, "--token", recordToken)
+	out, _, err := runCLI(t, "who", "21450", "--at", at, "--data", data, "--token", recordToken)
 	is.NoErr(err)
 	is.True(strings.Contains(out, "imported:   from allocations_20251115.jsonl:12")) // who marks an imported holder
-	out, _, err = runCLI(t, "who", "8050", "--at", at, "--json", "--data", data, "--token", recordToken)
+	out, _, err = runCLI(t, "who", "21450", "--at", at, "--json", "--data", data, "--token", recordToken)
 	is.NoErr(err)
 	is.True(strings.Contains(out, `"imported_from": "allocations_20251115.jsonl:12"`)) // and so does its JSON
 	out, _, err = runCLI(t, "status", "--at", at, "--data", data, "--token", recordToken)
@@ -143,7 +143,7 @@ func TestImportAttacksAreRefused(t *testing.T) {
 	out, _, err = runCLI(t, "usage", "--since", "500d", "--data", data, "--token", recordToken)
 	is.NoErr(err)
 	is.True(strings.Contains(out, "old (1 of 1 holds imported)")) // and usage
-	out, _, err = runCLI(t, "history", "--port", "8050", "--data", data, "--token", recordToken)
+	out, _, err = runCLI(t, "history", "--port", "21450", "--data", data, "--token", recordToken)
 	is.NoErr(err)
 	is.True(strings.Contains(out, "imported from allocations_20251115.jsonl:12")) // and history
 }
