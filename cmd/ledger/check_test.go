@@ -201,3 +201,42 @@ func TestReleaseUnderStrangersSaysWhoListens(t *testing.T) {
 	is.True(strings.Contains(out, "pid "+strconv.Itoa(pids[0]))) // by whom
 	is.True(strings.Contains(out, "pid "+strconv.Itoa(pids[1])))
 }
+
+// TestRunKeepsThePortOfItsWrappersChild runs a wrapper under `ledger run`,
+// `bash -c 'server & ...'`, that exits while the server it started keeps
+// listening: ledger run does not release the port under the server but
+// records the server as the holder's process and says so; the watchdog's
+// check releases the port once the server is gone too.
+func TestRunKeepsThePortOfItsWrappersChild(t *testing.T) {
+	is := is.New(t)
+	data, dir := t.TempDir(), t.TempDir()
+	ready, pidFile := filepath.Join(dir, "ready"), filepath.Join(dir, "pid")
+	script := fmt.Sprintf(`%q -addr 127.0.0.1:$PORT -ready %q >/dev/null 2>&1 & echo $! > %q; while [ ! -f %q ]; do sleep 0.05; done; exit 3`,
+		bins.Program(t, "./cmd/ledger/testdata/listenchild"), ready, pidFile, ready)
+	_, errOut, code := run(t, data, "run", "--service", "wrapped", "--", "bash", "-c", script)
+	b, err := os.ReadFile(pidFile)
+	is.NoErr(err)
+	server, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	is.NoErr(err)
+	defer killPID(server)
+	is.Equal(code, 3)                                                                  // the wrapper's exit status
+	is.True(strings.Contains(errOut, "pid "+strconv.Itoa(server)))                     // names the server
+	is.True(strings.Contains(errOut, "started by the command, still listens on port")) // and why it is the service's
+	is.True(!strings.Contains(errOut, "released port"))                                // no release under it
+
+	out, _, _ := run(t, data, "status", "--json")
+	var st ledger.Status
+	is.NoErr(json.Unmarshal([]byte(out), &st))
+	is.Equal(st.PortManager.AllocatedPorts, 1)          // still held
+	is.Equal(st.PortManager.Allocations[0].PID, server) // by the server now
+	is.Equal(st.PortManager.Allocations[0].ServiceName, "wrapped")
+
+	is.NoErr(killPID(server))
+	testbin.WaitFor(t, "the server is gone", func() bool { return processGone(server) })
+	out, _, code = run(t, data, "check")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, "process "+strconv.Itoa(server)+" exited")) // released once the server is gone
+	out, _, _ = run(t, data, "status", "--json")
+	is.NoErr(json.Unmarshal([]byte(out), &st))
+	is.Equal(st.PortManager.AllocatedPorts, 0)
+}

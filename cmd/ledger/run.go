@@ -14,7 +14,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/watchdog"
 )
 
 // Exit codes of `ledger run` when the command never ran, as env(1) and
@@ -48,7 +50,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 Run a service on a port of its own. ledger run allocates a port (the one the
 service held last if it is free), starts CMD with PORT and LEDGER_PORT set to
 it (and LEDGER_SERVICE to the service's name), records the child's PID, passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on to
-it, and releases the port when it exits, with the exit status as the reason.
+it, and releases the port when it exits, with the exit status as the reason
+(unless a process it started still listens on the port, as the server of a
+wrapper such as bash -c 'server & wait' does: that process holds it then).
 It exits with the child's exit code (128+N if the child died of signal N;
 127 if CMD is not found, 126 if it cannot be executed).
 
@@ -208,6 +212,12 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		return fmt.Errorf("wait for pid %d: %w", pid, werr)
 	}
 	reason, code := exitReason(st)
+	if kept := keepForHeir(ctx, e, c, o, port, pid, reason); kept {
+		if code == 0 {
+			return nil
+		}
+		return exitError{code: code}
+	}
 	outcome := release(reason)
 	if !o.quiet {
 		fmt.Fprintf(e.stderr, "ledger: %s: %s\n", outcome, reason)
@@ -216,6 +226,68 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 		return nil
 	}
 	return exitError{code: code}
+}
+
+// keepForHeir hands the port to the process that carries on the child's
+// service when the child is gone while the port is still listened on (the
+// child was a wrapper: `bash -c 'server & wait'`, `npm start`, a daemon that
+// forks): a listener the command started (of ledger run's process group),
+// else the port's only listener, is registered as the holder's process
+// instead of releasing the port under it; the watchdog releases the port
+// when that process is gone. It says what it did and reports whether the
+// port was kept.
+func keepForHeir(ctx context.Context, e *env, c *common, o runOptions, port, child int, reason string) bool {
+	heir, why := listeningHeir(ctx, port, child)
+	if heir == 0 {
+		return false
+	}
+	rctx := context.WithoutCancel(ctx)
+	if _, err := step(rctx, c, func(b *backend) (ledger.Allocation, error) { return b.RegisterPID(rctx, port, heir) }); err != nil {
+		fmt.Fprintf(e.stderr, "ledger: pid %d still listens on port %d, but it could not be recorded as its holder: %s\n", heir, port, errorText(err))
+		return false
+	}
+	cmd := "?"
+	if info, err := commands.LookupProcess(heir); err == nil && info.Cmdline != "" {
+		cmd = info.Cmdline
+	}
+	fmt.Fprintf(e.stderr, "ledger: pid %d %s, but pid %d (%s), %s, still listens on port %d: the port stays held by %s, now under pid %d (the watchdog releases it when that process is gone; 'ledger release %d' frees it)\n",
+		child, reason, heir, safe(clipCmd(cmd)), why, port, safe(o.req.ServiceName), heir, port)
+	return true
+}
+
+// listeningHeir picks the process that listens on port once the child is
+// gone: one of ledger run's own process group (started by the command),
+// else the only listener. It returns 0 when nothing listens or no single
+// process can be told.
+func listeningHeir(ctx context.Context, port, child int) (int, string) {
+	socks, err := watchdog.PortSockets(ctx, port)
+	if err != nil {
+		return 0, ""
+	}
+	var pids []int
+	for _, s := range socks {
+		if s.PID > 0 && s.PID != os.Getpid() && s.PID != child && !slices.Contains(pids, s.PID) {
+			pids = append(pids, s.PID)
+		}
+	}
+	slices.Sort(pids)
+	for _, p := range pids {
+		if sameJob(p) {
+			return p, "started by the command"
+		}
+	}
+	if len(pids) == 1 {
+		return pids[0], "the only listener on the port"
+	}
+	return 0, ""
+}
+
+// clipCmd cuts a command line for a message.
+func clipCmd(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
 }
 
 // withLockedOutput returns e with stdout and stderr safe to share with the

@@ -131,3 +131,10 @@ func reachedByTerminal(s os.Signal, childPID int) bool {
 
 // terminate asks the child to stop, as a service manager does.
 func terminate(child *exec.Cmd) { _ = child.Process.Signal(syscall.SIGTERM) }
+
+// sameJob reports whether pid is of ledger run's process group: the
+// command's children are, unless they moved to a group of their own.
+func sameJob(pid int) bool {
+	pg, err := syscall.Getpgid(pid)
+	return err == nil && pg == syscall.Getpgrp()
+}

@@ -34,3 +34,7 @@ func reachedByTerminal(os.Signal, int) bool { return true }
 // terminate stops the child: Windows has no SIGTERM to send, only
 // TerminateProcess.
 func terminate(child *exec.Cmd) { _ = child.Process.Kill() }
+
+// sameJob: Windows has no process groups to tell the command's children
+// by; the port's only listener is still taken as the heir.
+func sameJob(int) bool { return false }
