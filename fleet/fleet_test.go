@@ -422,3 +422,29 @@ func TestImportedPastPublished(t *testing.T) {
 	is.True(now.Holder == nil) // the imported tenure is over now
 	is.Equal(now.Previous.Allocation.ServiceName, "old-8050")
 }
+
+// With a snapshot after every event and no lower bound by the stream's
+// time (a skew of an hour), time travel finds each moment's snapshot by
+// the back pointers alone, through several levels of them.
+func TestSnapshotSearchByBackPointers(t *testing.T) {
+	h := startHub(t, hub.Options{})
+	url := h.ClientURL()
+	hs := startHost(t, "alpha", url, fleet.PublisherConfig{SnapshotEvery: 1})
+	var instants []ulid.ULID
+	for i := range 90 {
+		p := hs.allocate(t, fmt.Sprintf("svc-%d", i%5))
+		if i%3 != 0 {
+			hs.release(t, p, "done")
+		}
+		if i%9 == 0 {
+			hs.waitCaughtUp(t, 5*time.Second) // a round of its own, so a snapshot lies at this moment
+			time.Sleep(2 * time.Millisecond)
+			instants = append(instants, ledger.UntilID(time.Now()))
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	hs.waitCaughtUp(t, 5*time.Second)
+	r, _ := reader(t, url)
+	fleet.SetClockSkew(r, time.Hour)
+	matchEachHost(t, r, []*host{hs}, instants, []int{8000, 8001, 8002})
+}

@@ -60,8 +60,8 @@ const (
 	// snapshots (1, 2, 3, ...).
 	HeaderSnapNum = "Portledger-Snapshot"
 	// HeaderSnapBack is, on a snapshot, where the host's earlier
-	// snapshots are: for each level k = 0, 1, 2, ... the latest earlier
-	// snapshot whose number is a multiple of 2^k, as
+	// snapshots are, newest first: for each level k = 0, 1, 2, ... the 7
+	// newest earlier snapshots whose number is a multiple of 8^k, as
 	// "<number>:<stream sequence>:<ULID of its last event>", comma
 	// separated. A reader finds the snapshot at a moment from the host's
 	// last one in a few direct gets by sequence (a skip list).

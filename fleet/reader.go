@@ -403,6 +403,43 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 		ans.AsOf, _ = eventID(m.Header)
 	} else {
 		ans.At = ledger.IDTime(at)
+	}
+	// At a moment, the host's snapshot at or before it and, when the next
+	// snapshot lists them, the host's events between the two, got by
+	// sequence: they give the host's last event at the moment and the
+	// port's events around it without reading the port's subject.
+	var best *snap
+	var listed []storedMsg
+	var listedTo uint64 // the sequence of the last listed event
+	if !at.IsZero() && last != nil && len(recs) == 0 {
+		var upper *snap
+		if best, upper, err = r.snapshotAt(ctx, host, at, nil, last); err != nil {
+			return ans, err
+		}
+		if upper != nil && upper.hasSeqs {
+			if listed, err = directGetSeqs(ctx, r.nc, upper.seqs); err != nil {
+				return ans, err
+			}
+			listedTo = upper.lastSeq
+		}
+	}
+	var listedEvents []ledger.Event
+	if listed != nil {
+		if best != nil {
+			x, ans.AsOf = best.lastSeq, best.asOf
+		}
+		listedEvents = make([]ledger.Event, len(listed))
+		for i, m := range listed {
+			e, err := decodeEvent(m)
+			if err != nil {
+				return ans, err
+			}
+			listedEvents[i] = e
+			if e.ID.Compare(at) <= 0 && e.ID.Compare(ans.AsOf) > 0 {
+				x, ans.AsOf = m.Seq, e.ID
+			}
+		}
+	} else if !at.IsZero() {
 		if x, ans.AsOf, err = r.seqAt(ctx, b, host, at, recs); err != nil {
 			return ans, err
 		}
@@ -414,12 +451,20 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 	if x > 0 {
 		// The tenure at the moment: from the host's snapshot before it,
 		// when the port was held then, plus the port's events up to it.
-		reg, from, err := r.snapshotFor(ctx, host, at, last)
-		if err != nil {
+		var reg *projection.Registry
+		var from uint64
+		if listed != nil {
+			if best != nil {
+				if reg, err = best.registry(); err != nil {
+					return ans, err
+				}
+				from = best.lastSeq
+			}
+		} else if reg, from, err = r.snapshotFor(ctx, host, at, last); err != nil {
 			return ans, err
 		}
 		var trail []ledger.Event
-		if err := r.events(ctx, subj, from+1, func(seq uint64, e ledger.Event) (bool, error) {
+		onTrail := func(seq uint64, e ledger.Event) (bool, error) {
 			if seq > x {
 				return false, nil
 			}
@@ -428,7 +473,16 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 			}
 			trail = append(trail, e)
 			return true, nil
-		}); err != nil {
+		}
+		if listed != nil {
+			for i, m := range listed {
+				if e := listedEvents[i]; e.Port == port && m.Seq > from {
+					if more, _ := onTrail(m.Seq, e); !more {
+						break
+					}
+				}
+			}
+		} else if err := r.events(ctx, subj, from+1, onTrail); err != nil {
 			return ans, err
 		}
 		var held *projection.Registry
@@ -457,7 +511,7 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 	}
 	// Forward from the moment: the holder's release, or the next tenure.
 	var next []ledger.Event
-	err = r.events(ctx, subj, x+1, func(_ uint64, e ledger.Event) (bool, error) {
+	forward := func(_ uint64, e ledger.Event) (bool, error) {
 		if ans.Holder == nil && len(next) == 0 && e.Type != ledger.EventAllocated {
 			return true, nil // stray events of a free port
 		}
@@ -466,9 +520,22 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 		}
 		next = append(next, e)
 		return e.Type != ledger.EventReleased, nil
-	})
-	if err != nil {
-		return ans, err
+	}
+	more, from := true, x+1
+	if listed != nil {
+		for i, m := range listed {
+			if e := listedEvents[i]; e.Port == port && m.Seq > x {
+				if more, _ = forward(m.Seq, e); !more {
+					break
+				}
+			}
+		}
+		from = listedTo + 1
+	}
+	if more {
+		if err := r.events(ctx, subj, from, forward); err != nil {
+			return ans, err
+		}
 	}
 	if ans.Holder != nil {
 		if n := len(next); n > 0 && next[n-1].Type == ledger.EventReleased {

@@ -273,10 +273,11 @@ func (r *Reader) hostAt(ctx context.Context, host string, at ulid.ULID, low, las
 }
 
 // skipBack finds the host's last snapshot at or before at going back from
-// cur, a numbered snapshot past at, by its back pointers: the first level
-// whose snapshot is at or before at brackets the answer between it and the
-// level below, whose snapshot is the next cur. Each step halves the
-// bracket; each is a direct get by sequence.
+// cur, a numbered snapshot past at, by its back pointers (newest first): the
+// newest pointer at or before at and the one just newer than it bracket the
+// answer; when they are consecutive snapshots it is found, else the newer
+// one is the next cur, whose finer pointers split the bracket by 8 (see
+// nextSnapRefs). Each step is a direct get by sequence.
 func (r *Reader) skipBack(ctx context.Context, at ulid.ULID, cur *snap) (best, upper *snap, err error) {
 	get := func(ref snapRef) (*snap, error) {
 		m, err := directGet(ctx, r.nc, directRequest{Seq: ref.Seq})
@@ -287,21 +288,38 @@ func (r *Reader) skipBack(ctx context.Context, at ulid.ULID, cur *snap) (best, u
 		return &s, err
 	}
 	for {
-		k := slices.IndexFunc(cur.back, func(ref snapRef) bool { return ref.AsOf.Compare(at) <= 0 })
+		refs := cur.back
+		i := slices.IndexFunc(refs, func(ref snapRef) bool { return ref.AsOf.Compare(at) <= 0 })
 		var next snapRef
 		switch {
-		case k == 0:
-			best, err := get(cur.back[0])
+		case i < 0 && len(refs) == 0:
+			return nil, cur, nil // cur is the host's first snapshot
+		case i < 0:
+			next = refs[len(refs)-1] // every pointer is past at: go to the oldest
+		case (i == 0 && refs[0].Num+1 == cur.num) || (i > 0 && refs[i].Num+1 == refs[i-1].Num):
+			best, err := get(refs[i])
 			if errors.Is(err, errNoMsg) {
 				return nil, cur, nil
 			}
-			return best, cur, err
-		case k > 0:
-			next = cur.back[k-1]
-		case len(cur.back) == 0:
-			return nil, cur, nil // cur is the host's first snapshot
+			if err != nil || i == 0 {
+				return best, cur, err
+			}
+			upper, err := get(refs[i-1])
+			if errors.Is(err, errNoMsg) {
+				return best, nil, nil
+			}
+			return best, upper, err
+		case i == 0:
+			// cur does not point at its predecessor (written before the
+			// pointers had every level): refs[0] is at or before at, a
+			// good start, and the fold goes on to at by a batch.
+			best, err := get(refs[0])
+			if errors.Is(err, errNoMsg) {
+				return nil, cur, nil
+			}
+			return best, nil, err
 		default:
-			next = cur.back[len(cur.back)-1] // every pointer is past at: go to the oldest
+			next = refs[i-1]
 		}
 		s, err := get(next)
 		if errors.Is(err, errNoMsg) {
@@ -395,19 +413,51 @@ type snapRef struct {
 	AsOf ulid.ULID // the last event it folds
 }
 
-// nextSnapRefs returns the back pointers of the snapshot after s, from the
-// pointers that s carried (back): level k points at the latest snapshot up
-// to s whose number is a multiple of 2^k.
+// snapBase is the base of the back pointers: level k holds the newest
+// snapRefsPerLevel snapshots whose number is a multiple of snapBase^k, so a
+// reader going back splits its bracket by snapBase at each step.
+const (
+	snapBase         = 8
+	snapRefsPerLevel = snapBase - 1
+	snapMaxLevels    = 12
+)
+
+// nextSnapRefs returns the back pointers of the snapshot after s (newest
+// first, each snapshot once), from the pointers that s carried (back) and
+// s itself.
 func nextSnapRefs(back []snapRef, s snapRef) []snapRef {
-	out := slices.Clone(back)
-	for k := 0; s.Num%(uint64(1)<<k) == 0 && k < 64; k++ {
-		if k < len(out) {
-			out[k] = s
-		} else {
-			out = append(out, s)
+	all := append([]snapRef{s}, back...)
+	slices.SortFunc(all, func(a, b snapRef) int { return cmpUint(b.Num, a.Num) })
+	keep := map[uint64]bool{}
+	for k, m := 0, uint64(1); k < snapMaxLevels; k, m = k+1, m*snapBase {
+		n := 0
+		for _, r := range all {
+			if r.Num%m == 0 && n < snapRefsPerLevel {
+				keep[r.Num] = true
+				n++
+			}
+		}
+		if n == 0 {
+			break
+		}
+	}
+	out := make([]snapRef, 0, len(keep))
+	for _, r := range all {
+		if keep[r.Num] && (len(out) == 0 || out[len(out)-1].Num != r.Num) {
+			out = append(out, r)
 		}
 	}
 	return out
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func formatSnapRefs(refs []snapRef) string {
