@@ -47,6 +47,7 @@ type host struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	closed bool
 }
 
 // startHost opens a ledger under a temporary directory and publishes it as
@@ -69,16 +70,23 @@ func startHost(tb testing.TB, name, url string, cfg fleet.PublisherConfig) *host
 		tb.Fatalf("commands: %v", err)
 	}
 	h := &host{name: name, log: log, svc: svc}
-	tb.Cleanup(func() {
-		h.stop()
-		svc.Close()
-		if err := log.Check(); err != nil {
-			tb.Errorf("check log: %v", err)
-		}
-		log.Close()
-	})
+	tb.Cleanup(func() { h.close(tb) })
 	h.start(tb, url, cfg)
 	return h
+}
+
+// close stops the host's publisher and closes its ledger, once.
+func (h *host) close(tb testing.TB) {
+	if h.closed {
+		return
+	}
+	h.closed = true
+	h.stop()
+	h.svc.Close()
+	if err := h.log.Check(); err != nil {
+		tb.Errorf("check log: %v", err)
+	}
+	h.log.Close()
 }
 
 // start (re)starts the host's publisher.
