@@ -128,3 +128,30 @@ func TestDurationsForPeople(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusSaysWhichForeignListenersAreGone: a foreign listener recorded by
+// a check stays in the ledger until its port is allocated; once it stopped
+// listening, status says it is gone instead of listing it as present.
+func TestStatusSaysWhichForeignListenersAreGone(t *testing.T) {
+	is := is.New(t)
+	data := t.TempDir()
+	_, _, code := run(t, data, "range", "set", "24160-24169")
+	is.Equal(code, 0)
+	l := listenOnPort(t, "24163")
+	_, _, code = run(t, data, "check")
+	is.Equal(code, 0) // records the foreign listener
+	out, _, code := run(t, data, "status")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, "FOREIGN LISTENERS IN THE RANGE"))
+	is.True(strings.Contains(out, strconv.Itoa(l.Process.Pid)))
+	is.True(!strings.Contains(out, "gone")) // it listens
+
+	is.NoErr(l.Process.Kill())
+	l.Wait()
+	out, _, code = run(t, data, "status")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, strconv.Itoa(l.Process.Pid)))   // still recorded
+	is.True(strings.Contains(out, "(gone: nothing listens now)")) // but said to be gone
+	out, _, _ = run(t, data, "status", "--at", "1s")
+	is.True(!strings.Contains(out, "gone")) // the past is not judged by the present
+}

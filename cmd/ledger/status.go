@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/watchdog"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -42,10 +44,33 @@ status object {"port_manager": {...}, "watchdog": {...}}.
 	if c.json {
 		return printJSON(e.stdout, st)
 	}
-	return printStatus(e.stdout, st, at)
+	var gone map[int]bool
+	if at == "" {
+		gone = goneListeners(ctx, st.PortManager.Conflicts)
+	}
+	return printStatus(e.stdout, st, at, gone)
 }
 
-func printStatus(w io.Writer, st ledger.Status, at string) error {
+// goneListeners returns the ports of the recorded foreign listeners that
+// nothing listens on now: the ledger keeps a foreign listener until its
+// port is allocated, so the table says which of them are gone.
+func goneListeners(ctx context.Context, conflicts []ledger.Conflict) map[int]bool {
+	gone := make(map[int]bool)
+	for _, x := range conflicts {
+		socks, err := watchdog.PortSockets(ctx, x.Port)
+		if err != nil {
+			return nil // cannot tell: print them as recorded
+		}
+		if !slices.ContainsFunc(socks, func(s watchdog.Socket) bool { return s.Proto == "tcp" }) {
+			gone[x.Port] = true
+		}
+	}
+	return gone
+}
+
+// printStatus prints the status table; gone names the foreign listeners'
+// ports that nothing listens on now (nil for the past).
+func printStatus(w io.Writer, st ledger.Status, at string, gone map[int]bool) error {
 	pm := st.PortManager
 	when := "now"
 	if at != "" {
@@ -119,7 +144,11 @@ func printStatus(w io.Writer, st ledger.Status, at string) error {
 			fmt.Fprintln(tw, "PORT\t\tPID\t\tSEEN\tCOMMAND")
 		}
 		for _, x := range pm.Conflicts {
-			fmt.Fprintf(tw, "%d\t(not allocated)\t%d\t\t%s\t%s\n", x.Port, x.PID, x.DetectedAt.Local().Format("2006-01-02 15:04:05"), safe(x.Command))
+			seen := x.DetectedAt.Local().Format("2006-01-02 15:04:05")
+			if gone[x.Port] {
+				seen += " (gone: nothing listens now)"
+			}
+			fmt.Fprintf(tw, "%d\t(not allocated)\t%d\t\t%s\t%s\n", x.Port, x.PID, seen, safe(x.Command))
 		}
 	}
 	return tw.Flush()
