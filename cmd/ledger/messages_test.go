@@ -90,6 +90,8 @@ func TestMessagesSayWhatIsTrue(t *testing.T) {
 		not  []string
 	}{
 		{"who outside the range", data, []string{"who", "9500"}, []string{"outside the managed range " + e2eRange}, []string{"free"}},
+		{"who outside the range, for scripts", data, []string{"who", "9500", "--json"}, []string{`"outside_range": "` + e2eRange + `"`}, nil},
+		{"who inside the range, for scripts", data, []string{"who", port, "--json"}, []string{`"port": ` + port}, []string{"outside_range"}},
 		{"status of the past", data, []string{"status", "--at", id}, []string{"Port range"}, []string{"Watchdog"}},
 		{"flags after the arguments", other, []string{"register-pid", port, strconv.Itoa(os.Getpid()), "--data", data, "--json"}, []string{`"service_name": "msg"`}, nil},
 	} {

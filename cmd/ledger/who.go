@@ -56,10 +56,19 @@ ago (90m, 2h, 7d); an event at that very moment counts as done.`, &c, true)
 	if err = closeWith(b, err); err != nil {
 		return err
 	}
+	r, rerr := ledger.ParseRange(st.PortManager.PortRange)
+	outside := rerr == nil && !r.Contains(port)
 	if c.json {
+		if outside {
+			// Scripts are told too: the port is not the ledger's to hand out.
+			return printJSON(e.stdout, struct {
+				ledger.WhoAnswer
+				OutsideRange string `json:"outside_range"`
+			}{ans, r.String()})
+		}
 		return printJSON(e.stdout, ans)
 	}
-	if r, err := ledger.ParseRange(st.PortManager.PortRange); err == nil && !r.Contains(port) {
+	if outside {
 		when := "now"
 		if at != "" {
 			when = "at " + localTime(ans.At)
