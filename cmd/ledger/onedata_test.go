@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,4 +172,46 @@ func TestReadmeServesTheDefaultLedger(t *testing.T) {
 	is.True(strings.Contains(s, "\n    go run ./cmd/ledger serve\n")) // the daemon on the default directory
 	is.True(strings.Contains(s, "~/.local/state/portledger"))         // which it names
 	is.True(!strings.Contains(s, "go build -o ledger ./cmd/ledger"))  // no binary into the ledger/ folder
+}
+
+// TestRunStaysWithTheLedgerThatAllocated runs a service from a shell
+// without LEDGER_DATA, whose port comes from the user's daemon that serves
+// another directory; the daemon stops while the service runs: the release
+// goes to that ledger's file, not to the shell's default one, which never
+// held the port.
+func TestRunStaysWithTheLedgerThatAllocated(t *testing.T) {
+	is := is.New(t)
+	data, home, rt, dir := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	first := append(testbin.Env(data, e2eRange), "XDG_RUNTIME_DIR="+rt)
+	serve := startServeEnv(t, data, first)
+
+	portFile, goOn := filepath.Join(dir, "port"), filepath.Join(dir, "go")
+	cmd := exec.Command(bins.Ledger(t), "run", "--service", "pinned", "--", "bash", "-c",
+		`echo $PORT > "$0"; while [ ! -f "$1" ]; do sleep 0.05; done`, portFile, goOn)
+	cmd.Env = shellEnv(home, rt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	is.NoErr(cmd.Start())
+	defer cmd.Process.Kill()
+	testbin.WaitFor(t, "the service runs", func() bool {
+		b, err := os.ReadFile(portFile)
+		return err == nil && strings.HasSuffix(string(b), "\n")
+	})
+	b, err := os.ReadFile(portFile)
+	is.NoErr(err)
+	port := strings.TrimSpace(string(b))
+
+	serve.Stop(t, syscall.SIGTERM) // the daemon goes away while the service runs
+	is.NoErr(os.WriteFile(goOn, nil, 0o600))
+	is.NoErr(cmd.Wait())
+	is.True(strings.Contains(stderr.String(), "released port "+port)) // released
+	is.True(!strings.Contains(stderr.String(), "no longer ours"))     // in the ledger that held it
+
+	out, _, code := runEnv(t, first, "status", "--json")
+	is.Equal(code, 0)
+	var st ledger.Status
+	is.NoErr(json.Unmarshal([]byte(out), &st))
+	is.Equal(st.PortManager.AllocatedPorts, 0) // the daemon's ledger has it released
+	_, err = os.Stat(filepath.Join(home, ".local", "state", "portledger", "databases"))
+	is.True(errors.Is(err, os.ErrNotExist)) // and no second ledger was made
 }

@@ -124,7 +124,9 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 	// The ports of every service that holds one at start go to the
 	// child as LEDGER_PORT_<SERVICE>, so that services find each other.
 	var peers []ledger.Allocation
+	var used string // the data directory of the ledger that allocated
 	a, err := step(ctx, c, func(b *backend) (ledger.Allocation, error) {
+		used = b.layout.Dir
 		a, err := b.Allocate(ctx, o.req)
 		if err == nil {
 			peers, _ = b.Allocations(ctx, ledger.AllocationQuery{}) // without them the child still runs
@@ -133,6 +135,13 @@ func runService(ctx context.Context, e *env, c *common, o runOptions, argv []str
 	})
 	if err != nil {
 		return err
+	}
+	if c.addr == "" && used != "" && absDir(used) != absDir(c.data) {
+		// The port came from a daemon that serves another directory (no
+		// --data given): every later step goes to that ledger, through its
+		// daemon or, should the daemon stop meanwhile, its file; never to
+		// the default one, which never held the port.
+		c.data = used
 	}
 	port := a.Port
 	if !o.quiet {
