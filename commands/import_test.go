@@ -187,6 +187,12 @@ func TestImportIntoThePast(t *testing.T) {
 		is.True(reflect.DeepEqual(byID[e.ID], e)) // the ledger's own events are unchanged
 	}
 
+	// The snapshots taken again after the import match the events.
+	checked, brk, err := projection.CheckSnapshots(log, nil)
+	is.NoErr(err)
+	is.True(brk == nil)  // every snapshot is the fold of its events
+	is.True(checked > 0) // and some were compared
+
 	// Now: the present is the ledger's own, the native holder of 8006 and d.
 	reg := l.Registry()
 	is.Equal(len(reg.Allocs), 2)                     // nothing imported holds a port now

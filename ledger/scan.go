@@ -257,3 +257,17 @@ func (l *Log) Snapshot(at ulid.ULID) (id ulid.ULID, data []byte, ok bool, err er
 	})
 	return id, data, ok, err
 }
+
+// ScanSnapshots calls fn with every snapshot, oldest first: the ID of the
+// last event it covers and its data (valid only during the call).
+func (l *Log) ScanSnapshots(fn func(id ulid.ULID, data []byte) error) error {
+	return l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
+			if len(k) != len(ulid.ULID{}) {
+				return fmt.Errorf("snapshot key %x: %w", k, ErrCorrupt)
+			}
+			data, _, _ := splitSnapshot(v)
+			return fn(ulid.ULID(k), data)
+		})
+	})
+}

@@ -179,7 +179,7 @@ func embedded(local *commands.Ledger, log *ledger.Log, layout ledger.Layout, rea
 		sweep: func(ctx context.Context, failures int) (ledger.SweepResult, error) {
 			return watchdog.New(local, watchdog.Options{Failures: failures}).Sweep(ctx)
 		},
-		verify:   func(context.Context) (ledger.ChainReport, error) { return log.VerifyChain() },
+		verify:   func(context.Context) (ledger.ChainReport, error) { return verifyLog(log) },
 		local:    local,
 		log:      log,
 		layout:   layout,

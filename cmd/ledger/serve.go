@@ -325,7 +325,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (_ *daemon, err error) {
 		CheckRange: checkRange,
 		Service:    filesStatus{importer: importer{Ledger: d.svc, rebuild: d.rebuildFiles}, files: d.files.Progress}, Events: d.svc, Watchdog: d.wd, Token: token, Logger: logger,
 		AllowedHosts: sec.allowedHosts(addr), WriteGroups: sec.writeGroups(),
-		Metrics: metrics, Chain: log, Backup: log,
+		Metrics: metrics, Chain: logVerifier{log}, Backup: log,
 		Fleet: fleetReader{d}, FleetStatus: d.fleetStatus,
 	})
 

@@ -8,13 +8,16 @@ import (
 	"os"
 
 	"github.com/portledger/portledger/ledger"
+	"github.com/portledger/portledger/projection"
 )
 
 func runVerify(ctx context.Context, e *env, args []string) error {
 	var c common
 	fs := newFlags(e, "verify", "verify [--json] [--data DIR]", `
 Walk the log's hash chain from its first event and name the first link that
-does not hold. Every event commits to the one written before it (a SHA-256
+does not hold, then compare every snapshot (the registry as of every 10,000th
+event, which the daemon starts from) with the fold of the events it covers and
+name the first that does not match. Every event commits to the one written before it (a SHA-256
 over the previous link, the event's position, its ID and its bytes), so an
 event deleted, changed or moved in the file with a bbolt tool breaks a link
 here. It proves the log is the one its chain head describes: an attacker
@@ -47,12 +50,38 @@ listed), 1 when it does not. --json prints the report.`, &c, true)
 	}
 	if !rep.OK() {
 		msg := ""
-		if !c.json {
+		switch {
+		case c.json:
+		case rep.Break != nil:
 			msg = "the hash chain is broken: " + describeBreak(*rep.Break)
+		default:
+			msg = "a snapshot does not match the events: " + describeSnapshotBreak(*rep.Snapshot)
 		}
 		return exitError{code: 1, msg: msg}
 	}
 	return nil
+}
+
+// verifyLog walks the chain and, when it holds, checks the snapshots
+// against the events.
+func verifyLog(log *ledger.Log) (ledger.ChainReport, error) {
+	rep, err := log.VerifyChain()
+	if err != nil || rep.Break != nil {
+		return rep, err
+	}
+	rep.SnapshotsChecked, rep.Snapshot, err = projection.CheckSnapshots(log, rep.Accepted)
+	return rep, err
+}
+
+// logVerifier is the daemon's answer to GET /api/ports/verify: verifyLog.
+type logVerifier struct{ log *ledger.Log }
+
+func (v logVerifier) VerifyChain() (ledger.ChainReport, error) { return verifyLog(v.log) }
+
+// describeSnapshotBreak says which snapshot disagrees with the events, in
+// one line.
+func describeSnapshotBreak(b ledger.SnapshotBreak) string {
+	return fmt.Sprintf("the snapshot at event %s: %s", b.ID, b.Problem)
 }
 
 // describeBreak says where a chain breaks, in one line.
@@ -77,6 +106,14 @@ func printChainReport(w io.Writer, rep ledger.ChainReport) {
 		fmt.Fprintf(w, " (the first %d, written before the chain, against its base)", rep.Unchained)
 	}
 	fmt.Fprintf(w, "\nchain head: link %d, %s (event %s)\n", rep.Head.Seq, rep.Head.Link, rep.Head.ID)
+	if rep.Snapshot != nil {
+		fmt.Fprintf(w, "BROKEN %s\n", describeSnapshotBreak(*rep.Snapshot))
+		fmt.Fprintf(w, "the events hold, but the snapshot was changed outside the ledger, and a daemon that starts from it shows what it says: keep a copy of the file as evidence and restore a backup (ledger restore)\n")
+		return
+	}
+	if rep.SnapshotsChecked > 0 {
+		fmt.Fprintf(w, "snapshots match the events: %d checked\n", rep.SnapshotsChecked)
+	}
 }
 
 // checkChainAtStart checks the chain from the newest snapshot before the
