@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -56,7 +55,7 @@ func TestThreeHostsLiveStatus(t *testing.T) {
 		startHost(t, "gamma", url, fleet.PublisherConfig{}),
 	}
 	r, _ := reader(t, url)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	want := map[string]int{}
 	for _, hs := range hosts {
 		for i := range 3 {
@@ -114,7 +113,7 @@ func TestWhoAndStatusAtMatchEachHost(t *testing.T) {
 	// inside and after tenures.
 	cfg := fleet.PublisherConfig{SnapshotEvery: 4}
 	hosts := []*host{startHost(t, "alpha", url, cfg), startHost(t, "beta", url, cfg), startHost(t, "gamma", url, cfg)}
-	ctx := context.Background()
+	ctx := testCtx(t)
 	var instants []ulid.ULID
 	tick := func() {
 		time.Sleep(3 * time.Millisecond)
@@ -150,7 +149,7 @@ func TestWhoAndStatusAtMatchEachHost(t *testing.T) {
 func matchEachHost(t *testing.T, r *fleet.Reader, hosts []*host, instants []ulid.ULID, ports []int) {
 	t.Helper()
 	is := is.New(t)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	for _, at := range instants {
 		for _, hs := range hosts {
 			for _, port := range ports {
@@ -282,7 +281,7 @@ func TestSilentHostUnreachable(t *testing.T) {
 	a.waitCaughtUp(t, 5*time.Second)
 	b.waitCaughtUp(t, 5*time.Second)
 	r, _ := reader(t, url)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	reachable := func() map[string]bool {
 		st, err := r.Status(ctx, ulid.ULID{})
 		is.NoErr(err)
@@ -355,7 +354,7 @@ func TestImportedPastPublished(t *testing.T) {
 	url := h.ClientURL()
 	cfg := fleet.PublisherConfig{SnapshotEvery: 3}
 	hs := startHost(t, "alpha", url, cfg)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	var instants []ulid.ULID
 	var times []time.Time
 	tick := func() {

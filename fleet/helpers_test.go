@@ -250,3 +250,12 @@ func logIDs(tb testing.TB, log *ledger.Log) []ulid.ULID {
 	}
 	return ids
 }
+
+// testCtx is a test's context for the fleet's reads: a read that stalls (a
+// cluster electing leaders, a server gone) fails the test after 2 min
+// instead of running into the package's timeout with no word of where.
+func testCtx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	tb.Cleanup(cancel)
+	return ctx
+}

@@ -265,9 +265,11 @@ func TestClusterLosesAHub(t *testing.T) {
 	killed := time.Now()
 	// Reads go on through the two hubs left.
 	r, _ := reader(t, "nats://"+clients[1]+",nats://"+clients[2])
-	ctx := context.Background()
+	ctx := testCtx(t)
 	waitFor(t, 20*time.Second, "fleet status through the hubs left", func() bool {
-		st, err := r.Status(ctx, ulid.ULID{})
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second) // a read stalled by the election is tried again
+		st, err := r.Status(cctx, ulid.ULID{})
+		cancel()
 		if err != nil {
 			return false
 		}
