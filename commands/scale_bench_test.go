@@ -15,7 +15,6 @@ import (
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/internal/fixture"
 	"github.com/portledger/portledger/ledger"
-	"github.com/portledger/portledger/projection"
 )
 
 // The 10M benchmarks read a busy CI host's year: 10M events over 365 days
@@ -179,35 +178,7 @@ func BenchmarkUsageWeek10M(b *testing.B) {
 // BenchmarkDaemonStart10M is what `ledger serve` does before it listens,
 // with the projection files present, as BenchmarkDaemonStart1M.
 func BenchmarkDaemonStart10M(b *testing.B) {
-	layout := scale.Layout(b)
-	var times []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		log, err := ledger.Open(layout.DB(), ledger.Options{ReadOnly: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep, err := log.VerifyChainSinceSnapshot(); err != nil || !rep.OK() {
-			b.Fatalf("chain check at start: %+v %v", rep.Break, err)
-		}
-		l, err := commands.New(commands.Config{Log: log})
-		if err != nil {
-			b.Fatal(err)
-		}
-		files, err := projection.OpenFiles(layout, log)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := files.CatchUp()
-		times = append(times, time.Since(start))
-		if err != nil || n != 0 {
-			b.Fatalf("catch up wrote %d events: %v", n, err)
-		}
-		files.Close()
-		l.Close()
-		log.Close()
-	}
-	reportP95(b, times)
+	benchDaemonStart(b, scale.Layout(b), ledger.Options{ReadOnly: true})
 }
 
 // BenchmarkCommit10M times one durable allocate+release cycle, under a
