@@ -330,18 +330,19 @@ func eventID(h nats.Header) (ulid.ULID, bool) {
 }
 
 // lastOfHost returns the ULID and sequence of host's last event on the
-// stream (zero values when it has none).
-func lastOfHost(ctx context.Context, nc *nats.Conn, host string) (ulid.ULID, uint64, error) {
+// stream, and its chain head header if it carries one (zero values when
+// the host has none).
+func lastOfHost(ctx context.Context, nc *nats.Conn, host string) (ulid.ULID, uint64, string, error) {
 	m, err := lastBefore(ctx, nc, HostEvents(host), 0)
 	if errors.Is(err, errNoMsg) {
-		return ulid.Zero, 0, nil
+		return ulid.Zero, 0, "", nil
 	}
 	if err != nil {
-		return ulid.Zero, 0, err
+		return ulid.Zero, 0, "", err
 	}
 	id, ok := eventID(m.Header)
 	if !ok {
-		return ulid.Zero, 0, fmt.Errorf("stream message %d has no event ID", m.Seq)
+		return ulid.Zero, 0, "", fmt.Errorf("stream message %d has no event ID", m.Seq)
 	}
-	return id, m.Seq, nil
+	return id, m.Seq, m.Header.Get(HeaderChain), nil
 }

@@ -94,6 +94,10 @@ func (h *host) start(tb testing.TB, url string, cfg fleet.PublisherConfig) {
 	tb.Helper()
 	cfg.Log, cfg.Host, cfg.Events = h.log, h.name, h.svc
 	cfg.Conn.URL = url
+	if cfg.ChainHead == nil { // as the daemon does: each round's newest event carries the head
+		log := h.log
+		cfg.ChainHead = func(id ulid.ULID) (string, bool) { return fleet.ChainHeader(log.ChainHead(), id) }
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -386,8 +386,11 @@ func (p *Publisher) session(ctx context.Context, nc *nats.Conn) error {
 func (p *Publisher) resume(ctx context.Context, nc *nats.Conn) error {
 	octx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
 	defer cancel()
-	last, seq, err := lastOfHost(octx, nc, p.cfg.Host)
+	last, seq, chain, err := lastOfHost(octx, nc, p.cfg.Host)
 	if err != nil {
+		return err
+	}
+	if err := p.checkChain(last, chain); err != nil {
 		return err
 	}
 	if err := p.resumeSnapshots(octx, nc); err != nil {
@@ -420,6 +423,41 @@ func (p *Publisher) resume(ctx context.Context, nc *nats.Conn) error {
 	p.mu.Unlock()
 	return nil
 }
+
+// checkChain compares the hash-chain head the fleet received with the
+// host's last event (header, "<seq>:<link>") with the link the ledger
+// stores for that event now. They differ when the ledger file was changed
+// after it was published: events cut from its end with the chain head set
+// back, or the whole log rewritten with its chain recomputed, which the
+// ledger's own `verify` cannot see. The publisher then publishes nothing
+// more and says why (status, log) until a person looks.
+func (p *Publisher) checkChain(last ulid.ULID, header string) error {
+	if header == "" {
+		return nil
+	}
+	var seq uint64
+	var link string
+	if _, err := fmt.Sscanf(header, "%d:%s", &seq, &link); err != nil {
+		return fmt.Errorf("the fleet's chain head %q for event %s of host %s is not <seq>:<link>", header, last, p.cfg.Host)
+	}
+	h, ok, err := p.cfg.Log.ChainLinkOf(last)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: the fleet holds event %s of host %s at chain link %d, which this ledger no longer has: the ledger file was changed after it was published (or another ledger publishes as %s); nothing more is published: run `ledger verify`, compare with the fleet (`ledger fleet history --host %s`), keep the file as evidence",
+			ErrChainDiffers, last, p.cfg.Host, seq, p.cfg.Host, p.cfg.Host)
+	case h.Seq != seq || fmt.Sprintf("%x", h.Link[:]) != link:
+		return fmt.Errorf("%w: event %s of host %s is link %d (%x) in this ledger, but the fleet received it as link %d (%s): the ledger file was rewritten after it was published; nothing more is published: keep the file as evidence",
+			ErrChainDiffers, last, p.cfg.Host, h.Seq, h.Link[:], seq, link)
+	}
+	return nil
+}
+
+// ErrChainDiffers is the publisher's error when the ledger's hash chain is
+// not the one the fleet received (see checkChain).
+var ErrChainDiffers = errors.New("the ledger's hash chain differs from the fleet's copy")
 
 // publishBatch publishes the next events after the cursor, waits for every
 // acknowledgement, then moves the cursor and updates the live view. It

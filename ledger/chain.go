@@ -570,3 +570,21 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 	}
 	return r, nil
 }
+
+// ChainLinkOf returns the chain position and link stored with event id; ok
+// is false when the log has no such event or the event is not chained. The
+// fleet's publisher compares it with the head the fleet received for that
+// event, which catches a log rewritten after it was published.
+func (l *Log) ChainLinkOf(id ulid.ULID) (h ChainHead, ok bool, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEvents).Get(id[:])
+		if v == nil {
+			return nil
+		}
+		if _, seq, link, chained := splitChained(v); chained {
+			h, ok = ChainHead{Seq: seq, ID: id, Link: link}, true
+		}
+		return nil
+	})
+	return h, ok, err
+}
