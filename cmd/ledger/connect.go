@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"strings"
@@ -27,6 +28,9 @@ type common struct {
 	token string
 	rng   string
 	json  bool
+	// reads is set by a subcommand that only reads: it never creates a
+	// data directory (a mistyped --data must not leave a ledger behind).
+	reads bool
 
 	env *env          // the process's streams and environment
 	fs  *flag.FlagSet // the subcommand's flags, to tell a flag given from a default
@@ -249,6 +253,11 @@ func dial(ctx context.Context, c *common, layout ledger.Layout) (*backend, error
 		cl := httpapi.NewSocketClient(a.Socket, c.token)
 		c.note("no --data or LEDGER_DATA given and no daemon serves %s: using the daemon (pid %d) that serves %s", c.data, a.PID, a.Data)
 		return remote(cl, ledger.Layout{Dir: a.Data}), nil
+	}
+	if c.reads {
+		if _, err := os.Stat(c.data); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no ledger in %s: the directory does not exist and no daemon serves it (a read never creates one; check --data or LEDGER_DATA, or start with 'ledger serve' or 'ledger allocate')", absDir(c.data))
+		}
 	}
 	log, readOnly, cl, err := openOrFind(ctx, layout, c.token)
 	if cl != nil {

@@ -39,6 +39,7 @@ variables in its command's environment.`, &c, false)
 	default:
 		return usagef("--format %q: want shell, dotenv or json", format)
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err

@@ -52,6 +52,7 @@ event for people, as 'ledger history' does.`, &c, false)
 		}
 		afterID = id
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err

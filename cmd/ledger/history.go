@@ -41,6 +41,7 @@ ULID, or a duration ago (90m, 2h, 7d). --json prints {"events": [...]}.`, &c, tr
 			return usagef("--%s", ledger.ErrorMessage(err))
 		}
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err

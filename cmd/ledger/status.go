@@ -33,6 +33,7 @@ status object {"port_manager": {...}, "watchdog": {...}}.
 	if err != nil {
 		return usagef("--at: %s", ledger.ErrorMessage(err))
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err

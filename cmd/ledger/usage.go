@@ -35,6 +35,7 @@ edges), ports still held at the end, and releases by reason. Times are RFC
 	if q.Since, q.Until, err = parseWindow(since, until); err != nil {
 		return err
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ listed), 1 when it does not. --json prints the report.`, &c, true)
 	if fs.NArg() > 0 {
 		return usagef("verify takes no arguments, got %q", fs.Args())
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err

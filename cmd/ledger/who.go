@@ -44,6 +44,7 @@ ago (90m, 2h, 7d); an event at that very moment counts as done.`, &c, true)
 	if err != nil {
 		return usagef("--at: %s", ledger.ErrorMessage(err))
 	}
+	c.reads = true
 	b, err := connect(ctx, &c)
 	if err != nil {
 		return err
