@@ -435,22 +435,17 @@ func (p *Publisher) checkChain(last ulid.ULID, header string) error {
 	if header == "" {
 		return nil
 	}
-	var seq uint64
-	var link string
-	if _, err := fmt.Sscanf(header, "%d:%s", &seq, &link); err != nil {
-		return fmt.Errorf("the fleet's chain head %q for event %s of host %s is not <seq>:<link>", header, last, p.cfg.Host)
-	}
 	h, ok, err := p.cfg.Log.ChainLinkOf(last)
 	if err != nil {
 		return err
 	}
-	switch {
-	case !ok:
-		return fmt.Errorf("%w: the fleet holds event %s of host %s at chain link %d, which this ledger no longer has: the ledger file was changed after it was published (or another ledger publishes as %s); nothing more is published: run `ledger verify`, compare with the fleet (`ledger fleet history --host %s`), keep the file as evidence",
-			ErrChainDiffers, last, p.cfg.Host, seq, p.cfg.Host, p.cfg.Host)
-	case h.Seq != seq || fmt.Sprintf("%x", h.Link[:]) != link:
-		return fmt.Errorf("%w: event %s of host %s is link %d (%x) in this ledger, but the fleet received it as link %d (%s): the ledger file was rewritten after it was published; nothing more is published: keep the file as evidence",
-			ErrChainDiffers, last, p.cfg.Host, h.Seq, h.Link[:], seq, link)
+	if !ok {
+		return fmt.Errorf("%w: the fleet holds event %s of host %s (chain head %s), which this ledger no longer has: the ledger file was changed after it was published (or another ledger publishes as %s); nothing more is published: run `ledger verify`, compare with the fleet (`ledger fleet history --host %s`), keep the file as evidence",
+			ErrChainDiffers, last, p.cfg.Host, header, p.cfg.Host, p.cfg.Host)
+	}
+	if here, _ := ChainHeader(h, last); here != header {
+		return fmt.Errorf("%w: event %s of host %s has chain head %s in this ledger, but the fleet received %s: the ledger file was rewritten after it was published; nothing more is published: keep the file as evidence",
+			ErrChainDiffers, last, p.cfg.Host, here, header)
 	}
 	return nil
 }

@@ -57,32 +57,7 @@ func (l *Log) Get(id ulid.ULID) (e Event, err error) {
 // zero after starts at the beginning; a zero until has no end. An error from
 // fn stops the scan and is returned.
 func (l *Log) Scan(after, until ulid.ULID, fn func(Event) error) error {
-	return l.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
-		var k, v []byte
-		if after.IsZero() {
-			k, v = c.First()
-		} else {
-			k, v = c.Seek(after[:])
-			if k != nil && ulid.ULID(k) == after {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil; k, v = c.Next() {
-			id := ulid.ULID(k)
-			if !until.IsZero() && id.Compare(until) > 0 {
-				return nil
-			}
-			e, err := DecodeEvent(id, v)
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return l.scan(after, until, nil, fn)
 }
 
 // ScanTypes calls fn for every event of one of the given types with after
@@ -96,6 +71,17 @@ func (l *Log) ScanTypes(after, until ulid.ULID, types []EventType, fn func(Event
 			want[code] = true
 		}
 	}
+	return l.scan(after, until, &want, func(e Event) error {
+		if !slices.Contains(types, e.Type) {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// scan is Scan, skipping the events whose type byte want does not hold
+// (nil: none is skipped) before it decodes them.
+func (l *Log) scan(after, until ulid.ULID, want *[256]bool, fn func(Event) error) error {
 	return l.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		var k, v []byte
@@ -112,15 +98,12 @@ func (l *Log) ScanTypes(after, until ulid.ULID, types []EventType, fn func(Event
 			if !until.IsZero() && id.Compare(until) > 0 {
 				return nil
 			}
-			if len(v) >= 2 && v[0] == codecVersion && !want[v[1]] {
+			if want != nil && len(v) >= 2 && v[0] == codecVersion && !want[v[1]] {
 				continue
 			}
 			e, err := DecodeEvent(id, v)
 			if err != nil {
 				return err
-			}
-			if !slices.Contains(types, e.Type) {
-				continue
 			}
 			if err := fn(e); err != nil {
 				return err

@@ -260,7 +260,7 @@ func keepForHeir(ctx context.Context, e *env, c *common, o runOptions, port, chi
 		cmd = info.Cmdline
 	}
 	fmt.Fprintf(e.stderr, "ledger: pid %d %s, but pid %d (%s), %s, still listens on port %d: the port stays held by %s, now under pid %d (the watchdog releases it when that process is gone; 'ledger release %d' frees it)\n",
-		child, reason, heir, safe(clipCmd(cmd)), why, port, safe(o.req.ServiceName), heir, port)
+		child, reason, heir, safe(clip(cmd, 80)), why, port, safe(o.req.ServiceName), heir, port)
 	return true
 }
 
@@ -289,14 +289,6 @@ func listeningHeir(ctx context.Context, port, child int) (int, string) {
 		return pids[0], "the only listener on the port"
 	}
 	return 0, ""
-}
-
-// clipCmd cuts a command line for a message.
-func clipCmd(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
 }
 
 // withLockedOutput returns e with stdout and stderr safe to share with the
