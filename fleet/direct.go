@@ -135,42 +135,64 @@ func directBatch(ctx context.Context, nc *nats.Conn, subject string, seq uint64,
 // directBatchReq is directBatch from a request that starts by sequence or
 // by time.
 func directBatchReq(ctx context.Context, nc *nats.Conn, req directRequest, fn func(storedMsg) (bool, error)) error {
-	batch := req.Batch
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	sub, inbox, err := directInbox(nc)
 	if err != nil {
 		return err
 	}
 	defer sub.Unsubscribe()
 	for {
-		b, _ := json.Marshal(req)
-		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
-			return fmt.Errorf("direct get: %w", err)
-		}
-		got := 0
-		for {
-			mctx, cancel := bounded(ctx)
-			m, err := sub.NextMsgWithContext(mctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("direct get: %w", err)
-			}
+		got, stopped := 0, false
+		end, err := directRound(ctx, nc, sub, inbox, directGetSubject, req, func(m *nats.Msg) (bool, error) {
 			sm, err := readStored(m)
-			if errors.Is(err, errNoMsg) {
-				break // end of this batch, or nothing at all
-			}
 			if err != nil {
-				return err
+				return false, err
 			}
 			got++
 			req.Seq, req.StartTime = sm.Seq+1, nil
 			more, err := fn(sm)
-			if err != nil || !more {
-				return err
-			}
+			stopped = !more
+			return more, err
+		})
+		if err != nil || stopped {
+			return err
 		}
-		if got < batch || len(req.MultiLast) > 0 {
+		if _, err := readStored(end); !errors.Is(err, errNoMsg) {
+			return err
+		}
+		if got < req.Batch || len(req.MultiLast) > 0 {
 			return nil // a short batch, or a multi-last answer, is all there is
+		}
+	}
+}
+
+// directInbox subscribes to a new inbox for the answers of direct gets.
+func directInbox(nc *nats.Conn) (*nats.Subscription, string, error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	return sub, inbox, err
+}
+
+// directRound sends one direct get request to api and reads its answers on
+// sub: each message goes to each until each says no more, and the one with
+// a status (the end of a batch, nothing found, or an error) ends the round
+// and is returned, unread (nil when each stopped first).
+func directRound(ctx context.Context, nc *nats.Conn, sub *nats.Subscription, inbox, api string, req directRequest, each func(*nats.Msg) (bool, error)) (*nats.Msg, error) {
+	b, _ := json.Marshal(req)
+	if err := nc.PublishRequest(api, inbox, b); err != nil {
+		return nil, fmt.Errorf("direct get: %w", err)
+	}
+	for {
+		mctx, cancel := bounded(ctx)
+		m, err := sub.NextMsgWithContext(mctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("direct get: %w", err)
+		}
+		if m.Header.Get("Status") != "" {
+			return m, nil
+		}
+		if more, err := each(m); err != nil || !more {
+			return nil, err
 		}
 	}
 }
@@ -190,42 +212,32 @@ func multiLastOf(ctx context.Context, nc *nats.Conn, stream, subject string, upT
 		t := upTo.UTC()
 		req.UpToTime = &t
 	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	sub, inbox, err := directInbox(nc)
 	if err != nil {
 		return nil, err
 	}
 	defer sub.Unsubscribe()
 	var out []storedMsg
 	for {
-		b, _ := json.Marshal(req)
-		if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, b); err != nil {
-			return nil, fmt.Errorf("direct get: %w", err)
-		}
-		for {
-			mctx, cancel := bounded(ctx)
-			m, err := sub.NextMsgWithContext(mctx)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("direct get: %w", err)
-			}
+		end, err := directRound(ctx, nc, sub, inbox, "$JS.API.DIRECT.GET."+stream, req, func(m *nats.Msg) (bool, error) {
 			sm, err := readStored(m)
-			if errors.Is(err, errNoMsg) {
-				// The end of the answer: an end-of-batch says how many
-				// more there are and up to which sequence it read.
-				pending, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-				upToSeq, _ := strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
-				if m.Header.Get("Status") != "204" || pending == 0 || len(out) == 0 || upToSeq == 0 {
-					return out, nil
-				}
-				req.Seq, req.UpToSeq, req.UpToTime = out[len(out)-1].Seq+1, upToSeq, nil
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
 			out = append(out, sm)
+			return err == nil, err
+		})
+		if err != nil {
+			return nil, err
 		}
+		if _, err := readStored(end); !errors.Is(err, errNoMsg) {
+			return nil, err
+		}
+		// The end of the answer: an end-of-batch says how many more there
+		// are and up to which sequence it read.
+		pending, _ := strconv.ParseUint(end.Header.Get("Nats-Num-Pending"), 10, 64)
+		upToSeq, _ := strconv.ParseUint(end.Header.Get("Nats-UpTo-Sequence"), 10, 64)
+		if end.Header.Get("Status") != "204" || pending == 0 || len(out) == 0 || upToSeq == 0 {
+			return out, nil
+		}
+		req.Seq, req.UpToSeq, req.UpToTime = out[len(out)-1].Seq+1, upToSeq, nil
 	}
 }
 
@@ -237,42 +249,30 @@ func multiLastOf(ctx context.Context, nc *nats.Conn, stream, subject string, upT
 // says where it stopped.
 func directBatchData(ctx context.Context, nc *nats.Conn, subject string, seq uint64, batch int, fn func(data []byte) (bool, error)) error {
 	req := directRequest{NextFor: subject, Seq: max(seq, 1), Batch: batch, NoHeaders: true}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	sub, inbox, err := directInbox(nc)
 	if err != nil {
 		return err
 	}
 	defer sub.Unsubscribe()
 	for {
-		b, _ := json.Marshal(req)
-		if err := nc.PublishRequest(directGetSubject, inbox, b); err != nil {
-			return fmt.Errorf("direct get: %w", err)
-		}
-		got := 0
-		for {
-			mctx, cancel := bounded(ctx)
-			m, err := sub.NextMsgWithContext(mctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("direct get: %w", err)
-			}
-			if st := m.Header.Get("Status"); st != "" {
-				if st != "404" && st != "204" {
-					return fmt.Errorf("direct get: %s %s", st, m.Header.Get("Description"))
-				}
-				last, _ := strconv.ParseUint(m.Header.Get("Nats-Last-Sequence"), 10, 64)
-				if st == "404" || got < batch || last == 0 {
-					return nil // a short batch, or nothing at all
-				}
-				req.Seq = last + 1
-				break
-			}
+		got, stopped := 0, false
+		end, err := directRound(ctx, nc, sub, inbox, directGetSubject, req, func(m *nats.Msg) (bool, error) {
 			got++
 			more, err := fn(m.Data)
-			if err != nil || !more {
-				return err
-			}
+			stopped = !more
+			return more, err
+		})
+		if err != nil || stopped {
+			return err
 		}
+		if st := end.Header.Get("Status"); st != "404" && st != "204" {
+			return fmt.Errorf("direct get: %s %s", st, end.Header.Get("Description"))
+		}
+		last, _ := strconv.ParseUint(end.Header.Get("Nats-Last-Sequence"), 10, 64)
+		if end.Header.Get("Status") == "404" || got < batch || last == 0 {
+			return nil // a short batch, or nothing at all
+		}
+		req.Seq = last + 1
 	}
 }
 
