@@ -88,6 +88,23 @@ func reportP95(b *testing.B, times []time.Duration) {
 	b.ReportMetric(float64(times[len(times)*95/100].Microseconds())/1000, "p95-ms")
 }
 
+// timeP95 runs one operation an iteration and reports the p95 of their
+// times: next prepares the iteration's arguments (untimed) and returns the
+// operation, whose error fails the benchmark.
+func timeP95(b *testing.B, next func() func() error) {
+	var times []time.Duration
+	for b.Loop() {
+		op := next()
+		start := time.Now()
+		err := op()
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportP95(b, times)
+}
+
 func BenchmarkStatusAt1M(b *testing.B) {
 	l, _ := openBench(b)
 	ctx := context.Background()

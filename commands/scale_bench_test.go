@@ -60,34 +60,26 @@ func BenchmarkStatusAt10M(b *testing.B) {
 	l := openScale(b)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(2, 3))
-	var times []time.Duration
-	for b.Loop() {
+	timeP95(b, func() func() error {
 		at := scalePoint(rng)
-		start := time.Now()
-		st, err := l.Status(ctx, at)
-		times = append(times, time.Since(start))
-		if err != nil || st.PortManager.AsOf.IsZero() {
-			b.Fatalf("status at %s: %v", at, err)
+		return func() error {
+			st, err := l.Status(ctx, at)
+			if err != nil || st.PortManager.AsOf.IsZero() {
+				return fmt.Errorf("status at %s: %v", at, err)
+			}
+			return nil
 		}
-	}
-	reportP95(b, times)
+	})
 }
 
 func BenchmarkWho10M(b *testing.B) {
 	l := openScale(b)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(4, 5))
-	var times []time.Duration
-	for b.Loop() {
+	timeP95(b, func() func() error {
 		at, port := scalePoint(rng), fixture.FirstPort+rng.IntN(fixture.Ports)
-		start := time.Now()
-		_, err := l.Who(ctx, port, at)
-		times = append(times, time.Since(start))
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportP95(b, times)
+		return func() error { _, err := l.Who(ctx, port, at); return err }
+	})
 }
 
 // BenchmarkWhoNow10M is `ledger who PORT`: who holds it now.
@@ -95,61 +87,46 @@ func BenchmarkWhoNow10M(b *testing.B) {
 	l := openScale(b)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(4, 5))
-	var times []time.Duration
-	for b.Loop() {
+	timeP95(b, func() func() error {
 		port := fixture.FirstPort + rng.IntN(fixture.Ports)
-		start := time.Now()
-		_, err := l.Who(ctx, port, ulid.ULID{})
-		times = append(times, time.Since(start))
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportP95(b, times)
+		return func() error { _, err := l.Who(ctx, port, ulid.ULID{}); return err }
+	})
 }
 
 // BenchmarkHistoryPortNewest10M reads the newest page of 100 of a port
 // with about 100k events.
 func BenchmarkHistoryPortNewest10M(b *testing.B) {
-	l := openScale(b)
-	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(8, 9))
-	var times []time.Duration
-	n := 0
-	for b.Loop() {
-		port := fixture.FirstPort + rng.IntN(fixture.Ports)
-		start := time.Now()
-		evs, err := l.History(ctx, ledger.HistoryQuery{Port: port, Newest: true, Limit: 100})
-		times = append(times, time.Since(start))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n += len(evs)
-	}
-	reportP95(b, times)
-	b.ReportMetric(float64(n)/float64(len(times)), "events/op")
+	benchHistoryPage(b, func() ledger.HistoryQuery {
+		return ledger.HistoryQuery{Port: fixture.FirstPort + rng.IntN(fixture.Ports), Newest: true, Limit: 100}
+	})
 }
 
 // BenchmarkHistoryPortPage10M reads a page of 100 of a port's history
 // before a random moment, newest first: paging back through it.
 func BenchmarkHistoryPortPage10M(b *testing.B) {
+	rng := rand.New(rand.NewPCG(10, 11))
+	benchHistoryPage(b, func() ledger.HistoryQuery {
+		port, at := fixture.FirstPort+rng.IntN(fixture.Ports), scalePoint(rng)
+		return ledger.HistoryQuery{Port: port, Until: at, Newest: true, Limit: 100}
+	})
+}
+
+// benchHistoryPage times the history queries that next gives, and reports
+// the p95 and how many events a page held.
+func benchHistoryPage(b *testing.B, next func() ledger.HistoryQuery) {
 	l := openScale(b)
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(10, 11))
-	var times []time.Duration
-	n := 0
-	for b.Loop() {
-		port, at := fixture.FirstPort+rng.IntN(fixture.Ports), scalePoint(rng)
-		start := time.Now()
-		evs, err := l.History(ctx, ledger.HistoryQuery{Port: port, Until: at, Newest: true, Limit: 100})
-		times = append(times, time.Since(start))
-		if err != nil {
-			b.Fatal(err)
+	n, pages := 0, 0
+	timeP95(b, func() func() error {
+		q := next()
+		return func() error {
+			evs, err := l.History(ctx, q)
+			n, pages = n+len(evs), pages+1
+			return err
 		}
-		n += len(evs)
-	}
-	reportP95(b, times)
-	b.ReportMetric(float64(n)/float64(len(times)), "events/op")
+	})
+	b.ReportMetric(float64(n)/float64(pages), "events/op")
 }
 
 // BenchmarkUsageWeek10M is `ledger usage --since 7d` at the end of the
@@ -160,18 +137,14 @@ func BenchmarkUsageWeek10M(b *testing.B) {
 	start, span := scaleSpan()
 	end := start.Add(span)
 	q := ledger.UsageQuery{Since: ledger.SinceID(end.Add(-7 * 24 * time.Hour))}
-	var times []time.Duration
 	services := 0
-	for b.Loop() {
-		t0 := time.Now()
-		us, err := l.Usage(ctx, q)
-		times = append(times, time.Since(t0))
-		if err != nil {
-			b.Fatal(err)
+	timeP95(b, func() func() error {
+		return func() error {
+			us, err := l.Usage(ctx, q)
+			services = len(us)
+			return err
 		}
-		services = len(us)
-	}
-	reportP95(b, times)
+	})
 	b.ReportMetric(float64(services), "services")
 }
 
