@@ -37,7 +37,7 @@ var bench = fixture.Shared{
 		SnapshotEvery: commands.DefaultSnapshotEvery,
 		NewProjection: func() fixture.Projection { return projection.NewRegistry() },
 	},
-	After: catchUpFiles,
+	After: fixture.CatchUpFiles,
 }
 
 // TestMain removes the benchmark fixture, if a benchmark built one.
@@ -45,23 +45,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = bench.Remove()
 	os.Exit(code)
-}
-
-// catchUpFiles writes the daemon's projection files of the fixture's log.
-func catchUpFiles(layout ledger.Layout) error {
-	log, err := ledger.Open(layout.DB(), ledger.Options{NoSync: true})
-	if err != nil {
-		return err
-	}
-	files, err := projection.OpenFiles(layout, log)
-	if err == nil {
-		_, err = files.CatchUp()
-		files.Close()
-	}
-	if cerr := log.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // openBench opens the fixture's log and a Ledger on it for one benchmark.
