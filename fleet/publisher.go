@@ -490,20 +490,9 @@ func (p *Publisher) publishBatch(ctx context.Context, js jetstream.JetStream) (i
 		}
 		futures = append(futures, f)
 	}
-	timeout := time.NewTimer(p.cfg.AckTimeout)
-	defer timeout.Stop()
-	seqs := make([]uint64, len(futures))
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			seqs[i] = ack.Sequence
-		case err := <-f.Err():
-			return 0, fmt.Errorf("publish: %w", err)
-		case <-timeout.C:
-			return 0, fmt.Errorf("publish: no acknowledgement in %s", p.cfg.AckTimeout)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	seqs, err := p.waitAcks(ctx, futures)
+	if err != nil {
+		return 0, err
 	}
 	// Every event of the batch is on the stream: fold it, move the cursor,
 	// and take a snapshot every SnapshotEvery events on the way (the one
