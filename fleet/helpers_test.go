@@ -205,7 +205,11 @@ func readHostEvents(nc *nats.Conn, host string) ([]ulid.ULID, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, fleet.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{fleet.HostEvents(host)}})
+	// The ordered consumer recreates itself when its server goes away, by
+	// default forever and outside any context: a few tries, then the
+	// error, and hostEvents tries the whole read again.
+	cons, err := js.OrderedConsumer(ctx, fleet.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{fleet.HostEvents(host)}, MaxResetAttempts: 5})
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
