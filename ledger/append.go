@@ -44,10 +44,6 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
 		events.FillPercent = 1.0 // keys only ever grow: pack pages full
-		byPort := tx.Bucket(bucketByPort)
-		byPort.FillPercent = 0.9
-		tail := tx.Bucket(bucketPortTail)
-		tail.FillPercent = 1.0
 		meta := tx.Bucket(bucketMeta)
 		services := tx.Bucket(bucketServices)
 		now := l.now()
@@ -64,7 +60,6 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 				return err
 			}
 			var v []byte
-			n := len(buf)
 			if l.noChain {
 				v = bytes.Clone(buf)
 			} else {
@@ -74,19 +69,6 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 				return err
 			}
 			if err := indexService(services, &evs[i]); err != nil {
-				return err
-			}
-			v = v[:n] // the index's copy carries no link
-			switch {
-			case evs[i].Port == 0:
-			case merge:
-				err = byPort.Put(portKey(evs[i].Port, id), nil)
-			default:
-				tv := make([]byte, 2, 2+len(v))
-				binary.BigEndian.PutUint16(tv, uint16(evs[i].Port))
-				err = tail.Put(id[:], append(tv, v...))
-			}
-			if err != nil {
 				return err
 			}
 		}
@@ -130,27 +112,6 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 		l.tailN = 0
 	}
 	return evs, nil
-}
-
-// mergeTail moves every entry of port_tail into by_port and empties the
-// tail, inside tx.
-func mergeTail(tx *bolt.Tx) error {
-	byPort := tx.Bucket(bucketByPort)
-	c := tx.Bucket(bucketPortTail).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		port, err := tailPort(k, v)
-		if err != nil {
-			return err
-		}
-		if err := byPort.Put(portKey(port, ulid.ULID(k)), nil); err != nil {
-			return err
-		}
-	}
-	if err := tx.DeleteBucket(bucketPortTail); err != nil {
-		return err
-	}
-	_, err := tx.CreateBucket(bucketPortTail)
-	return err
 }
 
 // nextID returns an ID strictly greater than last: a fresh random ID in

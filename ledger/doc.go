@@ -18,13 +18,14 @@
 //
 //	events     ULID -> encoded event (codec.go), with its hash-chain trailer
 //	by_port    2-byte port + ULID: a port's history is one range scan
-//	port_tail  the port index's newest entries, merged into by_port in
-//	           batches, so that a commit touches a few pages
+//	           (its newest entries are the events after the index mark,
+//	           merged into by_port in batches: porttail.go)
 //	snapshots  ULID of the last event folded -> the registry then, every N
 //	           events: time travel folds from the nearest one
 //	services   service name -> the port it held last (sticky allocation)
-//	meta       the event count, the chain's head, positions (SetPosition:
-//	           the fleet publisher's cursor), a mark of a changed past
+//	meta       the event count, the chain's head, the port index's mark,
+//	           positions (SetPosition: the fleet publisher's cursor), a
+//	           mark of a changed past
 //
 // Keys are raw ULID bytes (big-endian time first), so a cursor walks in time
 // order and "events since T" is a seek. Values read in a transaction are

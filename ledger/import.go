@@ -38,12 +38,17 @@ func (l *Log) Insert(evs []Event) error {
 	defer l.mu.Unlock()
 	last := l.last
 	head := l.head
+	tailed := 0
 	var buf []byte
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
 		byPort := tx.Bucket(bucketByPort)
 		meta := tx.Bucket(bucketMeta)
 		services := tx.Bucket(bucketServices)
+		// An event after the index mark is in the index's tail already
+		// (porttail.go); one before it needs its by_port entry.
+		mark, _ := indexMark(tx)
+		tailed = 0
 		// An imported allocation is the service's last port only for a
 		// service the log has never seen: the log's own are newer.
 		unseen := map[string]bool{}
@@ -75,7 +80,11 @@ func (l *Log) Insert(evs []Event) error {
 					}
 				}
 			}
-			if e.Port > 0 {
+			switch {
+			case e.Port == 0:
+			case e.ID.Compare(mark) > 0:
+				tailed++
+			default:
 				if err := byPort.Put(portKey(e.Port, e.ID), nil); err != nil {
 					return err
 				}
@@ -119,6 +128,7 @@ func (l *Log) Insert(evs []Event) error {
 	}
 	l.last = last
 	l.head = head
+	l.tailN += tailed
 	return nil
 }
 

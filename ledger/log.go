@@ -20,7 +20,7 @@ import (
 var (
 	bucketEvents    = []byte("events")    // ULID -> encoded event
 	bucketByPort    = []byte("by_port")   // 2-byte port + ULID -> nothing (older files: a copy of the event), see ScanPort
-	bucketPortTail  = []byte("port_tail") // ULID -> 2-byte port + encoded event: the port index's newest entries
+	bucketPortTail  = []byte("port_tail") // files written before the index mark: ULID -> 2-byte port + encoded event, see porttail.go
 	bucketSnapshots = []byte("snapshots") // ULID of the last event folded -> snapshot
 	bucketMeta      = []byte("meta")      // small facts, see keyCount
 
@@ -54,14 +54,14 @@ type Options struct {
 
 // DefaultPortIndexTail is the default of Options.PortIndexTail.
 //
-// The port index is written in the same transaction as its events, in two
-// parts. by_port, keyed by port and then ID, is what makes a port's history
-// one cursor walk; but a group of events on 16 ports dirties 16 of its leaf
-// pages and their branch pages, which was about 30 of the 34 pages that a
-// commit wrote. So a commit puts its index entries in port_tail, keyed by ID
-// alone, where they land on the one or two pages at its end, and the commit
-// that brings the tail to this many entries moves them all into by_port at
-// once, where they share each port's leaf pages. Readers merge both parts.
+// The port index is kept in two parts (porttail.go). by_port, keyed by port
+// and then ID, is what makes a port's history one cursor walk; but a group
+// of events on 16 ports dirtied 16 of its leaf pages and their branch pages,
+// about 30 of the 34 pages that a commit wrote. So a commit writes no index
+// entry: the events after the index mark are the index's tail, read from
+// the end of the events bucket, and the commit that brings the tail to this
+// many events with a port writes all their entries into by_port at once,
+// where they share each port's leaf pages. Readers merge both parts.
 const DefaultPortIndexTail = 4096
 
 // Log is the append-only event log in a bbolt file: the only source of truth.
@@ -77,7 +77,7 @@ type Log struct {
 
 	mu    sync.Mutex // guards last, tailN and head
 	last  ulid.ULID  // the newest ID in the log
-	tailN int        // entries in port_tail
+	tailN int        // events with a port after the index mark
 	head  ChainHead  // the hash chain's newest link (see chain.go)
 
 	// noChain makes Append write events without their chain trailer. Only
@@ -139,10 +139,10 @@ func Open(path string, opts Options) (*Log, error) {
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
 			copy(l.last[:], k)
 		}
-		c := tx.Bucket(bucketPortTail).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			l.tailN++
+		if err := upgradeIndex(tx); err != nil {
+			return fmt.Errorf("the port index: %w", err)
 		}
+		l.tailN = tailCount(tx)
 		return l.loadChain(tx)
 	})
 	if err != nil {
@@ -201,8 +201,8 @@ func openReadOnly(path string, opts Options) (*Log, error) {
 	}
 	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy, tailMax: opts.PortIndexTail}
 	err = db.View(func(tx *bolt.Tx) error {
-		// port_tail came later than the others: a file written before it
-		// has its whole index in by_port.
+		// A file written before the index mark is read as it is: its tail,
+		// if any, is in port_tail (porttail.go).
 		for _, name := range [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta} {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("%w: no bucket %q", ErrCorrupt, name)
@@ -291,7 +291,7 @@ func (l *Log) Close() error {
 func (l *Log) Path() string { return l.path }
 
 // allBuckets are the buckets of a ledger file.
-var allBuckets = [][]byte{bucketEvents, bucketByPort, bucketPortTail, bucketSnapshots, bucketMeta}
+var allBuckets = [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta}
 
 // Check runs bbolt's consistency check over the whole file and returns the
 // first problem it finds, wrapped in ErrCorrupt.

@@ -55,6 +55,7 @@ func BenchmarkAppendGroup16(b *testing.B) {
 			}
 			batch := fill[:16]
 			var times []time.Duration
+			ws0 := l.WriteStats()
 			for b.Loop() {
 				start := time.Now()
 				if _, err := l.Append(batch, nil); err != nil {
@@ -66,6 +67,9 @@ func BenchmarkAppendGroup16(b *testing.B) {
 			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(times[len(times)-1].Microseconds())/1000, "max-ms")
+			ws := l.WriteStats()
+			b.ReportMetric(float64(ws.Pages-ws0.Pages)/float64(b.N), "pages/commit")
+			b.ReportMetric(float64(ws.Writes-ws0.Writes)/float64(b.N), "writes/commit")
 		})
 	}
 }

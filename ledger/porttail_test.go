@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"errors"
 	"github.com/portledger/portledger/internal/ledgertest"
 	"math/rand/v2"
@@ -67,34 +68,35 @@ func TestPortIndexTail(t *testing.T) {
 	is.NoErr(l.Check()) // the file is consistent
 	is.NoErr(l.Close())
 
-	// Each event with a port is indexed once: in by_port or in the tail,
-	// which never reaches its size.
+	// Each event with a port is indexed once: in by_port or in the tail
+	// (the events after the index mark), which never reaches its size.
 	all := map[ulid.ULID]int{}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	is.NoErr(err) // open the file with bbolt
 	defer db.Close()
 	is.NoErr(db.View(func(tx *bolt.Tx) error {
-		events := 0
+		is.True(tx.Bucket([]byte("port_tail")) == nil) // a new file has no tail bucket
+		mark := tx.Bucket([]byte("meta")).Get([]byte("port_index_mark"))
+		is.Equal(len(mark), 16) // the index mark
+		events, inTail := 0, 0
 		err := tx.Bucket([]byte("events")).ForEach(func(k, v []byte) error {
 			e, err := ledger.DecodeEvent(ulid.ULID(k), v)
 			if err == nil && e.Port > 0 {
 				events++
+				if bytes.Compare(k, mark) > 0 {
+					all[e.ID]++
+					inTail++
+				}
 			}
 			return err
 		})
 		is.NoErr(err) // decode every event
 		err = tx.Bucket([]byte("by_port")).ForEach(func(k, _ []byte) error {
+			is.True(bytes.Compare(k[2:], mark) <= 0) // by_port ends at the mark
 			all[ulid.ULID(k[2:])]++
 			return nil
 		})
-		is.NoErr(err) // walk by_port
-		inTail := 0
-		err = tx.Bucket([]byte("port_tail")).ForEach(func(k, _ []byte) error {
-			all[ulid.ULID(k)]++
-			inTail++
-			return nil
-		})
-		is.NoErr(err)              // walk the tail
+		is.NoErr(err)              // walk by_port
 		is.True(inTail < tail)     // the tail was merged each time it filled
 		is.Equal(len(all), events) // every event with a port is indexed
 		for id, n := range all {
@@ -141,9 +143,9 @@ func checkPortScans(t *testing.T, l *ledger.Log, ports []int, rng *rand.Rand) {
 	}
 }
 
-// TestFileWithoutPortTail opens a file written before the tail existed,
-// whose whole index is in by_port: read-only it reads as it is, and opened
-// for writing it gains the tail and goes on.
+// TestFileWithoutPortTail opens a file written before the index tail
+// existed, whose whole index is in by_port: read-only it reads as it is,
+// and opened for writing it gains the index mark and goes on.
 func TestFileWithoutPortTail(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
@@ -153,8 +155,10 @@ func TestFileWithoutPortTail(t *testing.T) {
 	is.NoErr(l.Close())
 
 	db, err := bolt.Open(path, 0o600, nil)
-	is.NoErr(err)                                                                                // open the file with bbolt
-	is.NoErr(db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("port_tail")) })) // as an older file
+	is.NoErr(err) // open the file with bbolt
+	is.NoErr(db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Delete([]byte("port_index_mark"))
+	})) // as an older file
 	is.NoErr(db.Close())
 
 	ro, err := ledger.Open(path, ledger.Options{ReadOnly: true})
@@ -164,11 +168,67 @@ func TestFileWithoutPortTail(t *testing.T) {
 	is.NoErr(ro.Close())
 
 	l, err = ledger.Open(path, ledger.Options{})
-	is.NoErr(err) // a writable open adds the tail
+	is.NoErr(err) // a writable open adds the mark
 	defer l.Close()
 	next := mustAppend(t, l, stats(8000, 4))
 	is.Equal(scanPort(t, l, 8000, zero, zero), []ledger.Event{old[0], old[2], next[0]}) // old and new entries, in order
 	is.NoErr(l.Check())                                                                 // consistent
+}
+
+// TestFileWithPortTailBucket opens a file written when the index's tail was
+// a bucket of its own (port_tail: ID -> 2-byte port + the event without its
+// chain link): read-only it reads the bucket as it is, and a writable open
+// moves the bucket's entries into by_port, drops it, and sets the mark,
+// with every port's history unchanged.
+func TestFileWithPortTailBucket(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := ledger.Open(path, ledger.Options{PortIndexTail: 1})
+	is.NoErr(err) // open
+	evs := mustAppend(t, l, stats(8000, 1), stats(8001, 2), stats(8000, 3), stats(8001, 4), stats(8000, 5))
+	is.NoErr(l.Close())
+
+	// Rewrite the file as that version left it: the last three events'
+	// entries in port_tail, not in by_port, and no mark.
+	db, err := bolt.Open(path, 0o600, nil)
+	is.NoErr(err) // open the file with bbolt
+	is.NoErr(db.Update(func(tx *bolt.Tx) error {
+		tail, err := tx.CreateBucket([]byte("port_tail"))
+		if err != nil {
+			return err
+		}
+		for _, e := range evs[2:] {
+			enc, err := ledger.AppendEncoded(nil, &e)
+			if err != nil {
+				return err
+			}
+			if err := tail.Put(e.ID[:], append([]byte{byte(e.Port >> 8), byte(e.Port)}, enc...)); err != nil {
+				return err
+			}
+			key := append([]byte{byte(e.Port >> 8), byte(e.Port)}, e.ID[:]...)
+			if err := tx.Bucket([]byte("by_port")).Delete(key); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("meta")).Delete([]byte("port_index_mark"))
+	})) // as that version wrote it
+	is.NoErr(db.Close())
+
+	zero := ulid.ULID{}
+	want8000 := []ledger.Event{evs[0], evs[2], evs[4]}
+	ro, err := ledger.Open(path, ledger.Options{ReadOnly: true})
+	is.NoErr(err)                                         // read-only open
+	is.Equal(scanPort(t, ro, 8000, zero, zero), want8000) // by_port and port_tail merged
+	is.NoErr(ro.Close())
+
+	l, err = ledger.Open(path, ledger.Options{})
+	is.NoErr(err) // a writable open upgrades the index
+	defer l.Close()
+	is.Equal(scanPort(t, l, 8000, zero, zero), want8000)                       // the same history
+	is.Equal(scanPort(t, l, 8001, zero, zero), []ledger.Event{evs[1], evs[3]}) // on every port
+	next := mustAppend(t, l, stats(8000, 6))
+	is.Equal(scanPort(t, l, 8000, zero, zero), append(want8000, next[0])) // and goes on
+	is.NoErr(l.Check())                                                   // consistent
 }
 
 func TestDamagedPortTailEntry(t *testing.T) {
@@ -182,16 +242,16 @@ func TestDamagedPortTailEntry(t *testing.T) {
 	db, err := bolt.Open(path, 0o600, nil)
 	is.NoErr(err) // open the file with bbolt
 	is.NoErr(db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("port_tail")).Put(evs[1].ID[:], []byte{0x1f}) // too short to name a port
-	})) // damage an entry
+		return tx.Bucket([]byte("events")).Put(evs[1].ID[:], []byte{0x1f}) // too short to name a port
+	})) // damage an event of the index's tail
 	is.NoErr(db.Close())
 
 	l, err = ledger.Open(path, ledger.Options{PortIndexTail: 4})
-	is.NoErr(err) // open
+	is.NoErr(err) // open: the damage is for the chain check and verify to name
 	defer l.Close()
 	err = l.ScanPort(8000, ulid.ULID{}, ulid.ULID{}, func(ledger.Event) error { return nil })
 	is.True(errors.Is(err, ledger.ErrCorrupt)) // reading the index says the file is damaged
-	_, err = l.Append([]ledger.Event{stats(8002, 3), stats(8003, 4)}, nil)
+	_, err = l.Append([]ledger.Event{stats(8002, 3), stats(8003, 4), stats(8004, 5)}, nil)
 	is.True(errors.Is(err, ledger.ErrCorrupt)) // so does the merge, which writes nothing
 	n, err := l.Count()
 	is.NoErr(err)          // count

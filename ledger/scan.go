@@ -116,8 +116,8 @@ func (l *Log) scan(after, until ulid.ULID, want *[256]bool, fn func(Event) error
 // ScanPort calls fn for every event of one port with since <= ID <= until,
 // oldest first, using the port index. Zero bounds are open.
 //
-// The index's tail holds a copy of each of its events; by_port holds the
-// IDs alone (files written before held copies there too, which are read as
+// The index's tail is the newest events themselves (porttail.go); by_port
+// holds the IDs alone (files written before held copies there too, which are read as
 // they are), and each is looked up in the events bucket: a B+tree search per
 // event, about 1 µs. A copy per event would double the file (about 25 of
 // the 110 bytes an event takes) to make a port's whole history, which is
@@ -162,47 +162,6 @@ func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) e
 		}
 		return nil
 	})
-}
-
-// tailEntry is an entry of the port index's tail.
-type tailEntry struct {
-	id ulid.ULID
-	v  []byte // the encoded event
-}
-
-// portTail returns the entries of one port in the index's tail with since
-// <= ID <= until (zero bounds open), oldest first. The values point into
-// tx's pages.
-func portTail(tx *bolt.Tx, port int, since, until ulid.ULID) ([]tailEntry, error) {
-	b := tx.Bucket(bucketPortTail)
-	if b == nil {
-		return nil, nil // a file from before the tail, opened read-only
-	}
-	var out []tailEntry
-	c := b.Cursor()
-	for k, v := c.Seek(since[:]); k != nil; k, v = c.Next() {
-		p, err := tailPort(k, v)
-		if err != nil {
-			return nil, err
-		}
-		id := ulid.ULID(k)
-		if !until.IsZero() && id.Compare(until) > 0 {
-			break
-		}
-		if p == port {
-			out = append(out, tailEntry{id: id, v: v[2:]})
-		}
-	}
-	return out, nil
-}
-
-// tailPort returns the port of a port_tail entry, whose key is an ID and
-// whose value starts with the 2-byte port.
-func tailPort(k, v []byte) (int, error) {
-	if len(k) != 16 || len(v) < 2 {
-		return 0, fmt.Errorf("%w: port_tail entry %x", ErrCorrupt, k)
-	}
-	return int(binary.BigEndian.Uint16(v)), nil
 }
 
 // indexedEvent decodes the event of a port index entry, looking it up in
