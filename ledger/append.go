@@ -73,7 +73,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 			}
 		}
 		if merge {
-			if err := mergeTail(tx); err != nil {
+			if err := mergeTail(tx, l.blockMax); err != nil {
 				return fmt.Errorf("merge the port index: %w", err)
 			}
 		}

@@ -85,7 +85,7 @@ func (l *Log) Insert(evs []Event) error {
 			case e.ID.Compare(mark) > 0:
 				tailed++
 			default:
-				if err := byPort.Put(portKey(e.Port, e.ID), nil); err != nil {
+				if err := insertIntoPort(byPort, e.Port, e.ID, l.blockMax); err != nil {
 					return err
 				}
 			}

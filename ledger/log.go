@@ -19,7 +19,7 @@ import (
 // Bucket names.
 var (
 	bucketEvents    = []byte("events")    // ULID -> encoded event
-	bucketByPort    = []byte("by_port")   // 2-byte port + ULID -> nothing (older files: a copy of the event), see ScanPort
+	bucketByPort    = []byte("by_port")   // 2-byte port + ULID -> the port's next IDs (a block, see portblocks.go)
 	bucketPortTail  = []byte("port_tail") // files written before the index mark: ULID -> 2-byte port + encoded event, see porttail.go
 	bucketSnapshots = []byte("snapshots") // ULID of the last event folded -> snapshot
 	bucketMeta      = []byte("meta")      // small facts, see keyCount
@@ -50,6 +50,9 @@ type Options struct {
 	// kept in its tail before they are merged into by_port (default
 	// DefaultPortIndexTail; 1 writes every entry straight to by_port).
 	PortIndexTail int
+	// PortIndexBlock is how many IDs one by_port entry holds at most
+	// (default DefaultPortIndexBlock; see portblocks.go).
+	PortIndexBlock int
 }
 
 // DefaultPortIndexTail is the default of Options.PortIndexTail.
@@ -73,7 +76,8 @@ type Log struct {
 	now     func() time.Time
 	entropy io.Reader
 
-	tailMax int // Options.PortIndexTail
+	tailMax  int // Options.PortIndexTail
+	blockMax int // Options.PortIndexBlock
 
 	mu    sync.Mutex // guards last, tailN and head
 	last  ulid.ULID  // the newest ID in the log
@@ -100,6 +104,9 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.PortIndexTail <= 0 {
 		opts.PortIndexTail = DefaultPortIndexTail
 	}
+	if opts.PortIndexBlock <= 0 {
+		opts.PortIndexBlock = DefaultPortIndexBlock
+	}
 	if opts.Entropy == nil {
 		var seed [32]byte
 		if _, err := crand.Read(seed[:]); err != nil {
@@ -120,7 +127,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, openError(path, opts.Timeout, err)
 	}
-	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy, tailMax: opts.PortIndexTail}
+	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy, tailMax: opts.PortIndexTail, blockMax: opts.PortIndexBlock}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -199,7 +206,7 @@ func openReadOnly(path string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, openError(path, opts.Timeout, err)
 	}
-	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy, tailMax: opts.PortIndexTail}
+	l := &Log{db: db, path: path, now: opts.Now, entropy: opts.Entropy, tailMax: opts.PortIndexTail, blockMax: opts.PortIndexBlock}
 	err = db.View(func(tx *bolt.Tx) error {
 		// A file written before the index mark is read as it is: its tail,
 		// if any, is in port_tail (porttail.go).

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
@@ -76,13 +78,15 @@ func tailCount(tx *bolt.Tx) int {
 	return n
 }
 
-// mergeTail writes the by_port entry of every event after the index mark
-// and moves the mark to the newest event, inside tx.
-func mergeTail(tx *bolt.Tx) error {
+// mergeTail writes the by_port entries of every event after the index mark
+// into blocks of at most size IDs (portblocks.go) and moves the mark to the
+// newest event, inside tx.
+func mergeTail(tx *bolt.Tx, size int) error {
 	byPort := tx.Bucket(bucketByPort)
 	byPort.FillPercent = 0.9
 	mark, _ := indexMark(tx)
 	newest := mark
+	ports := map[int][]ulid.ULID{}
 	c := tx.Bucket(bucketEvents).Cursor()
 	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
 		port, err := eventPort(k, v)
@@ -90,10 +94,12 @@ func mergeTail(tx *bolt.Tx) error {
 			return err
 		}
 		newest = ulid.ULID(k)
-		if port == 0 {
-			continue
+		if port > 0 {
+			ports[port] = append(ports[port], newest)
 		}
-		if err := byPort.Put(portKey(port, newest), nil); err != nil {
+	}
+	for _, port := range slices.Sorted(maps.Keys(ports)) {
+		if err := appendToPort(byPort, port, ports[port], size); err != nil {
 			return err
 		}
 	}

@@ -21,10 +21,10 @@ import (
 // each step compares both port scans with a filter over the whole log.
 func TestPortIndexTail(t *testing.T) {
 	is := is.New(t)
-	const tail = 5
+	const tail, block = 5, 3
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
-	opts := ledger.Options{Now: clock.Now, PortIndexTail: tail}
+	opts := ledger.Options{Now: clock.Now, PortIndexTail: tail, PortIndexBlock: block}
 	l, err := ledger.Open(path, opts)
 	is.NoErr(err) // open
 	defer func() { _ = l.Close() }()
@@ -91,9 +91,25 @@ func TestPortIndexTail(t *testing.T) {
 			return err
 		})
 		is.NoErr(err) // decode every event
-		err = tx.Bucket([]byte("by_port")).ForEach(func(k, _ []byte) error {
-			is.True(bytes.Compare(k[2:], mark) <= 0) // by_port ends at the mark
-			all[ulid.ULID(k[2:])]++
+		var prev []byte
+		err = tx.Bucket([]byte("by_port")).ForEach(func(k, v []byte) error {
+			ids := [][]byte{k[2:]}
+			if len(v) > 0 {
+				is.Equal(v[0], byte(0xB1))     // a block
+				is.Equal((len(v)-1)%16, 0)     // of whole IDs
+				is.True((len(v)-1)/16 < block) // no bigger than its size
+				for i := 1; i < len(v); i += 16 {
+					ids = append(ids, v[i:i+16])
+				}
+			}
+			for _, id := range ids {
+				if prev != nil && bytes.Equal(prev[:2], k[:2]) {
+					is.True(bytes.Compare(prev[2:], id) < 0) // a port's IDs in order across its blocks
+				}
+				prev = append(append([]byte(nil), k[:2]...), id...)
+				is.True(bytes.Compare(id, mark) <= 0) // by_port ends at the mark
+				all[ulid.ULID(id)]++
+			}
 			return nil
 		})
 		is.NoErr(err)              // walk by_port
@@ -183,8 +199,8 @@ func TestFileWithoutPortTail(t *testing.T) {
 func TestFileWithPortTailBucket(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := ledger.Open(path, ledger.Options{PortIndexTail: 1})
-	is.NoErr(err) // open
+	l, err := ledger.Open(path, ledger.Options{PortIndexTail: 1, PortIndexBlock: 1}) // an entry per event, as then
+	is.NoErr(err)                                                                    // open
 	evs := mustAppend(t, l, stats(8000, 1), stats(8001, 2), stats(8000, 3), stats(8001, 4), stats(8000, 5))
 	is.NoErr(l.Close())
 

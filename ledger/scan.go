@@ -1,7 +1,7 @@
 package ledger
 
 import (
-	"encoding/binary"
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -140,19 +140,39 @@ func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) e
 			return fn(e)
 		}
 		c := tx.Bucket(bucketByPort).Cursor()
-		for k, v := c.Seek(portKey(port, since)); k != nil && int(binary.BigEndian.Uint16(k)) == port; k, v = c.Next() {
-			id := ulid.ULID(k[2:])
-			if !until.IsZero() && id.Compare(until) > 0 {
-				break
+		// The block before since's key may hold IDs at or after since.
+		start := portKey(port, since)
+		if k, _ := c.Seek(start); k == nil || !bytes.Equal(k, start) {
+			if k, _ := c.Prev(); k != nil && len(k) == 18 && entryPort(k) == port {
+				start = bytes.Clone(k)
 			}
-			for len(tail) > 0 && tail[0].id.Compare(id) < 0 {
-				if err := visit(tail[0].id, tail[0].v); err != nil {
+		}
+		var ids []ulid.ULID
+		for k, v := c.Seek(start); k != nil && len(k) >= 2 && entryPort(k) == port; k, v = c.Next() {
+			var cp []byte
+			ids, cp, err = entryIDs(ids[:0], k, v)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if id.Compare(since) < 0 {
+					continue
+				}
+				if !until.IsZero() && id.Compare(until) > 0 {
+					break
+				}
+				for len(tail) > 0 && tail[0].id.Compare(id) < 0 {
+					if err := visit(tail[0].id, tail[0].v); err != nil {
+						return err
+					}
+					tail = tail[1:]
+				}
+				if err := visit(id, cp); err != nil {
 					return err
 				}
-				tail = tail[1:]
 			}
-			if err := visit(id, v); err != nil {
-				return err
+			if !until.IsZero() && len(ids) > 0 && ids[len(ids)-1].Compare(until) > 0 {
+				break
 			}
 		}
 		for _, t := range tail {

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
@@ -40,16 +39,27 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 		if k == nil || bytes.Compare(k, seek) > 0 {
 			k, v = c.Prev()
 		}
-		for ; k != nil && int(binary.BigEndian.Uint16(k)) == port; k, v = c.Prev() {
-			id := ulid.ULID(k[2:])
-			for n := len(tail); n > 0 && tail[n-1].id.Compare(id) > 0; n = len(tail) {
-				if more, err := visit(tail[n-1].id, tail[n-1].v); err != nil || !more {
+		var ids []ulid.ULID
+		for ; k != nil && len(k) >= 2 && entryPort(k) == port; k, v = c.Prev() {
+			var cp []byte
+			ids, cp, err = entryIDs(ids[:0], k, v)
+			if err != nil {
+				return err
+			}
+			for i := len(ids) - 1; i >= 0; i-- {
+				id := ids[i]
+				if id.Compare(until) > 0 {
+					continue
+				}
+				for n := len(tail); n > 0 && tail[n-1].id.Compare(id) > 0; n = len(tail) {
+					if more, err := visit(tail[n-1].id, tail[n-1].v); err != nil || !more {
+						return err
+					}
+					tail = tail[:n-1]
+				}
+				if more, err := visit(id, cp); err != nil || !more {
 					return err
 				}
-				tail = tail[:n-1]
-			}
-			if more, err := visit(id, v); err != nil || !more {
-				return err
 			}
 		}
 		for i := len(tail) - 1; i >= 0; i-- {
