@@ -28,7 +28,7 @@ type CompactResult struct {
 const compactTxMax = 64 << 20
 
 // Compact gives back the space that bbolt keeps inside the file (the pages
-// freed when the port index's tail is merged, and the slack of half-full
+// freed when the port index's tail is merged into by_port, and the slack of half-full
 // pages) by copying the log into a fresh file with full pages and putting it
 // in place of the original. It is an offline step: it holds the file's lock
 // throughout, so it fails with ErrLocked while a daemon or another command

@@ -17,9 +17,9 @@ func runCompact(ctx context.Context, e *env, args []string) error {
 	var keep bool
 	fs := newFlags(e, "compact", "compact [--keep] [--json]", `
 Give back the disk space the ledger file keeps for itself. bbolt never
-shrinks a file: pages freed inside it (the port index's tail is merged into
-the index every 4,096 entries, which frees its pages) are reused but not
-returned. compact copies the log into a fresh file with full pages, compares
+shrinks a file: pages freed inside it (every 4,096 events the port index
+takes in its newest entries, rewriting the pages it adds them to, which frees
+the old ones) are reused but not returned. compact copies the log into a fresh file with full pages, compares
 the copy key by key and value by value with the original, and puts it in
 place; no event, index entry, snapshot or answer changes.
 
