@@ -34,6 +34,10 @@ type Config struct {
 	SnapshotEvery uint64                             // default DefaultSnapshotEvery
 	MaxBatch      int                                // commands per transaction, default DefaultMaxBatch
 	Observer      Observer                           // told of every commit and refused allocation; default none
+	// UsageMemory is how many services' counts a usage read holds in
+	// memory before it writes them to a temporary file; default
+	// DefaultUsageMemory.
+	UsageMemory int
 }
 
 // Ledger is the command side on one open log. All writes of a process go
@@ -86,6 +90,9 @@ func New(cfg Config) (*Ledger, error) {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.UsageMemory <= 0 {
+		cfg.UsageMemory = DefaultUsageMemory
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}

@@ -1,8 +1,13 @@
 package httpapi
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/portledger/portledger/ledger"
@@ -16,6 +21,7 @@ const MaxImportBytes = 32 << 20
 // usageBody is the answer of GET /api/ports/usage.
 type usageBody struct {
 	Usage []ledger.ServiceUsage `json:"usage"`
+	Next  string                `json:"next,omitempty"`
 }
 
 // importBody is the request of POST /api/ports/import.
@@ -43,7 +49,24 @@ func handleWho(svc ledger.Service, now func() time.Time, log *slog.Logger) http.
 	})
 }
 
-// handleUsage answers per-service usage over ?since= &until= &service=.
+// UsageStreamer is what the usage route uses, when the Service has it, to
+// answer in bounded memory: the services a page at a time, in name order,
+// each given to fn as it comes (commands.Ledger.UsageEach). Without it the
+// route pages Usage's whole answer.
+type UsageStreamer interface {
+	UsageEach(ctx context.Context, q ledger.UsageQuery, after string, limit int, fn func(ledger.ServiceUsage) error) (next string, err error)
+}
+
+// handleUsage answers per-service usage over ?since= &until= &service=, by
+// name, a page at a time with &limit= (0 or absent: every service) and
+// &after= (the page's first service sorts after it). {"usage": [...]}, and
+// "next" after the list when a page stopped at its limit with services
+// left: the next page's after.
+//
+// The rows are written as they come, so the answer of a million services
+// is never held; an error after the first row (a temporary file unreadable
+// midway) cuts the connection, leaving the client an answer it cannot
+// decode rather than a short one it would take for whole.
 func handleUsage(svc ledger.Service, now func() time.Time, log *slog.Logger) http.HandlerFunc {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var q ledger.UsageQuery
@@ -55,16 +78,99 @@ func handleUsage(svc ledger.Service, now func() time.Time, log *slog.Logger) htt
 			return err
 		}
 		q.Service = r.URL.Query().Get("service")
-		us, err := svc.Usage(r.Context(), q)
+		after := r.URL.Query().Get("after")
+		limit := 0
+		if s := r.URL.Query().Get("limit"); s != "" {
+			if limit, err = strconv.Atoi(s); err != nil || limit < 0 {
+				return ledger.Errorf(ledger.EINVALID, "limit %q: want a number >= 0", s)
+			}
+		}
+		out := &usageWriter{w: w}
+		var next string
+		if st, ok := svc.(UsageStreamer); ok {
+			next, err = st.UsageEach(r.Context(), q, after, limit, out.row)
+		} else {
+			next, err = usagePage(r.Context(), svc, q, after, limit, out.row)
+		}
 		if err != nil {
-			return err
+			if out.b == nil {
+				return err
+			}
+			log.WarnContext(r.Context(), "usage answer cut", "err", err)
+			panic(http.ErrAbortHandler)
 		}
-		if us == nil {
-			us = []ledger.ServiceUsage{}
-		}
-		encode(w, r, log, http.StatusOK, usageBody{Usage: us})
+		out.end(next) // a failed write is a client gone: nothing to tell it
 		return nil
 	})
+}
+
+// usagePage pages the whole answer of svc.Usage as UsageEach would.
+func usagePage(ctx context.Context, svc ledger.Service, q ledger.UsageQuery, after string, limit int, fn func(ledger.ServiceUsage) error) (string, error) {
+	us, err := svc.Usage(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	i, _ := slices.BinarySearchFunc(us, after, func(u ledger.ServiceUsage, name string) int {
+		if u.Service <= name {
+			return -1
+		}
+		return 1
+	})
+	for n, u := range us[i:] {
+		if limit > 0 && n == limit {
+			return after, nil
+		}
+		if err := fn(u); err != nil {
+			return "", err
+		}
+		after = u.Service
+	}
+	return "", nil
+}
+
+// usageWriter writes the usage answer a row at a time, as encode would
+// write it whole: {"usage":[...]} and a newline.
+type usageWriter struct {
+	w http.ResponseWriter
+	b *bufio.Writer // nil until the first row
+	n int
+}
+
+func (u *usageWriter) start() {
+	u.w.Header().Set("Content-Type", "application/json")
+	u.w.WriteHeader(http.StatusOK)
+	u.b = bufio.NewWriterSize(u.w, 32<<10)
+	u.b.WriteString(`{"usage":[`)
+}
+
+func (u *usageWriter) row(s ledger.ServiceUsage) error {
+	if u.b == nil {
+		u.start()
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if u.n > 0 {
+		u.b.WriteByte(',')
+	}
+	u.n++
+	_, err = u.b.Write(b)
+	return err
+}
+
+func (u *usageWriter) end(next string) {
+	if u.b == nil {
+		u.start()
+	}
+	u.b.WriteByte(']')
+	if next != "" {
+		b, _ := json.Marshal(next) // a string always encodes
+		u.b.WriteString(`,"next":`)
+		u.b.Write(b)
+	}
+	u.b.WriteString("}\n")
+	u.b.Flush()
 }
 
 // handleImport writes imported events: {"events": [...]}.

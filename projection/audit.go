@@ -52,12 +52,29 @@ func ReleaseOf(e ledger.Event) *ledger.Release {
 // A window can hold a million services (a year of a CI host that names
 // services after its runs), so the services' counts are kept in one slice,
 // found by name through an index, and their releases by reason in a small
-// list each; Result makes the maps.
+// list each; Result makes the maps. A reader that must bound its memory
+// takes the counts so far with Drain whenever Len grows too large, and
+// adds up the parts of each service with MergeUsage.
 type Usage struct {
 	open    map[int]usageHold
 	index   map[string]int32      // service -> its place in usage
 	usage   []ledger.ServiceUsage // Releases unset until Result
 	reasons [][]reasonCount       // releases by reason, by place in usage
+	filter  UsageFilter
+}
+
+// UsageFilter says which services a Usage counts; the zero filter counts
+// every one.
+type UsageFilter struct {
+	// After keeps the services whose names sort after it (byte order),
+	// for a page of an answer that goes on from the last one.
+	After string
+	// Service keeps that service alone ("": every one).
+	Service string
+}
+
+func (f UsageFilter) keeps(svc string) bool {
+	return svc > f.After && (f.Service == "" || svc == f.Service)
 }
 
 type usageHold struct {
@@ -74,24 +91,39 @@ type reasonCount struct {
 // NewUsage starts a window at since with the registry as it stood then
 // (nil: nothing held).
 func NewUsage(start *Registry, since time.Time) *Usage {
-	u := &Usage{open: map[int]usageHold{}, index: map[string]int32{}}
+	return NewUsageOf(start, since, UsageFilter{})
+}
+
+// NewUsageOf is NewUsage counting only the services that f keeps: the
+// others' holds are followed (a port's next holder must know when it was
+// freed) but not counted.
+func NewUsageOf(start *Registry, since time.Time, f UsageFilter) *Usage {
+	u := &Usage{open: map[int]usageHold{}, index: map[string]int32{}, filter: f}
 	if start != nil {
 		for p, a := range start.Allocs {
 			u.open[p] = usageHold{service: a.ServiceName, start: since}
-			s := u.get(a.ServiceName)
-			s.Holds++
-			if a.ImportedFrom != "" {
-				s.ImportedHolds++
+			if s := u.get(a.ServiceName); s != nil {
+				s.Holds++
+				if a.ImportedFrom != "" {
+					s.ImportedHolds++
+				}
 			}
 		}
 	}
 	return u
 }
 
-// place returns the place of svc in u.usage, adding it when new.
+// Len is the number of services counted since the start or the last Drain.
+func (u *Usage) Len() int { return len(u.usage) }
+
+// place returns the place of svc in u.usage, adding it when new, or -1
+// when the filter does not keep it.
 func (u *Usage) place(svc string) int32 {
 	i, ok := u.index[svc]
 	if !ok {
+		if !u.filter.keeps(svc) {
+			return -1
+		}
 		i = int32(len(u.usage))
 		u.index[svc] = i
 		u.usage = append(u.usage, ledger.ServiceUsage{Service: svc})
@@ -100,13 +132,21 @@ func (u *Usage) place(svc string) int32 {
 	return i
 }
 
+// get returns the counts of svc, or nil when the filter does not keep it.
 func (u *Usage) get(svc string) *ledger.ServiceUsage {
-	return &u.usage[u.place(svc)]
+	i := u.place(svc)
+	if i < 0 {
+		return nil
+	}
+	return &u.usage[i]
 }
 
 // released counts a release of svc with reason.
 func (u *Usage) released(svc, reason string) {
 	i := u.place(svc)
+	if i < 0 {
+		return
+	}
 	rs := u.reasons[i]
 	for j := range rs {
 		if rs[j].reason == reason {
@@ -117,13 +157,19 @@ func (u *Usage) released(svc, reason string) {
 	u.reasons[i] = append(rs, reasonCount{reason: reason, n: 1})
 }
 
-func (u *Usage) closeHold(port int, at time.Time) {
+func (u *Usage) closeHold(port int, at time.Time, atEnd bool) {
 	h, ok := u.open[port]
 	if !ok {
 		return
 	}
 	delete(u.open, port)
 	s := u.get(h.service)
+	if s == nil {
+		return
+	}
+	if atEnd {
+		s.HeldAtEnd++
+	}
 	d := max(at.Sub(h.start), 0)
 	s.TotalHold += ledger.Duration(d)
 	if ledger.Duration(d) > s.LongestHold || s.LongestPort == 0 {
@@ -139,19 +185,30 @@ var UsageTypes = []ledger.EventType{ledger.EventAllocated, ledger.EventReleased}
 func (u *Usage) Apply(e ledger.Event) {
 	switch e.Type {
 	case ledger.EventAllocated:
-		u.closeHold(e.Port, e.At)
+		u.closeHold(e.Port, e.At, false)
 		u.open[e.Port] = usageHold{service: e.Allocated.ServiceName, start: e.At}
-		s := u.get(e.Allocated.ServiceName)
-		s.Allocations++
-		s.Holds++
-		if e.Imported != nil {
-			s.ImportedHolds++
+		if s := u.get(e.Allocated.ServiceName); s != nil {
+			s.Allocations++
+			s.Holds++
+			if e.Imported != nil {
+				s.ImportedHolds++
+			}
 		}
 	case ledger.EventReleased:
 		if h, ok := u.open[e.Port]; ok {
 			u.released(h.service, e.Released.Reason)
-			u.closeHold(e.Port, e.At)
+			u.closeHold(e.Port, e.At, false)
 		}
+	}
+}
+
+// End closes the window at end: the holds still open count up to it and
+// as held at the end. Apply must not follow.
+func (u *Usage) End(end time.Time) {
+	// In port order: of two holds as long as each other (both clipped to
+	// the whole window, say), the lower port is the longest, every time.
+	for _, p := range slices.Sorted(maps.Keys(u.open)) {
+		u.closeHold(p, end, true)
 	}
 }
 
@@ -161,12 +218,7 @@ func (u *Usage) Apply(e ledger.Event) {
 // Services whose releases are the same (one release, "process exited",
 // say) share one Releases map: the maps of the result are read-only.
 func (u *Usage) Result(end time.Time, service string) []ledger.ServiceUsage {
-	// In port order: of two holds as long as each other (both clipped to
-	// the whole window, say), the lower port is the longest, every time.
-	for _, p := range slices.Sorted(maps.Keys(u.open)) {
-		u.get(u.open[p].service).HeldAtEnd++
-		u.closeHold(p, end)
-	}
+	u.End(end)
 	if service != "" {
 		i, ok := u.index[service]
 		if !ok {
@@ -176,6 +228,13 @@ func (u *Usage) Result(end time.Time, service string) []ledger.ServiceUsage {
 		out[0].Releases = releasesMap(u.reasons[i], nil)
 		return out
 	}
+	return u.Drain()
+}
+
+// Drain returns the counts of the services since the start or the last
+// Drain, by name, and forgets them; the holds still open stay. Releases
+// maps are shared as Result's are.
+func (u *Usage) Drain() []ledger.ServiceUsage {
 	out := u.usage
 	if out == nil {
 		out = []ledger.ServiceUsage{}
@@ -184,9 +243,34 @@ func (u *Usage) Result(end time.Time, service string) []ledger.ServiceUsage {
 	for i := range out {
 		out[i].Releases = releasesMap(u.reasons[i], shared)
 	}
-	u.index, u.reasons = nil, nil
+	u.index, u.usage, u.reasons = map[string]int32{}, nil, nil
 	slices.SortFunc(out, func(a, b ledger.ServiceUsage) int { return strings.Compare(a.Service, b.Service) })
 	return out
+}
+
+// MergeUsage adds to s the counts of the same service over a later part of
+// the window, as if one Usage had counted both: of two longest holds as
+// long as each other, the earlier part's stays. s's Releases map is
+// replaced, not changed, since Drain's maps are shared.
+func MergeUsage(s *ledger.ServiceUsage, later ledger.ServiceUsage) {
+	s.Allocations += later.Allocations
+	s.Holds += later.Holds
+	s.ImportedHolds += later.ImportedHolds
+	s.HeldAtEnd += later.HeldAtEnd
+	s.TotalHold += later.TotalHold
+	if later.LongestPort != 0 && (s.LongestPort == 0 || later.LongestHold > s.LongestHold) {
+		s.LongestHold, s.LongestPort = later.LongestHold, later.LongestPort
+	}
+	if len(later.Releases) > 0 {
+		m := make(map[string]int, len(s.Releases)+len(later.Releases))
+		for r, n := range s.Releases {
+			m[r] = n
+		}
+		for r, n := range later.Releases {
+			m[r] += n
+		}
+		s.Releases = m
+	}
 }
 
 // releasesMap returns the map of rs, the one in shared (when not nil) that

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -9,27 +11,46 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/portledger/portledger/httpapi"
 	"github.com/portledger/portledger/ledger"
+)
+
+// The daemon's API answers usage in bounded memory through UsageEach, on
+// both sides of the CLI.
+var (
+	_ httpapi.UsageStreamer = filesStatus{}
+	_ httpapi.UsageStreamer = importer{}
+	_ httpapi.UsageStreamer = (*httpapi.Client)(nil)
 )
 
 func runUsage(ctx context.Context, e *env, args []string) error {
 	var c common
 	var q ledger.UsageQuery
-	var since, until string
-	fs := newFlags(e, "usage", "usage [--since T] [--until T] [--service S] [--json]", `
+	var since, until, after string
+	var limit int
+	fs := newFlags(e, "usage", "usage [--since T] [--until T] [--service S] [--limit N [--after S]] [--json]", `
 Show how each service used its ports over a window: allocations made, how
 long it held ports in all and at the longest (holds are cut at the window's
-edges), ports still held at the end, and releases by reason. Times are RFC
-3339, YYYY-MM-DD[ HH:MM[:SS]] (local time), an event ULID, or a duration ago
-(90m, 2h, 7d). --json prints {"usage": [...]}.`, &c, true)
+edges), ports still held at the end, and releases by reason, by service
+name. Times are RFC 3339, YYYY-MM-DD[ HH:MM[:SS]] (local time), an event
+ULID, or a duration ago (90m, 2h, 7d). --json prints {"usage": [...]}.
+
+A window of many services is printed as it is read, in memory bounded on
+both sides. --limit N prints one page of N services; when more follow,
+the next page's --after is printed on stderr (and as "next" with --json).`, &c, true)
 	fs.StringVar(&since, "since", "", "start of the window (default: the first event)")
 	fs.StringVar(&until, "until", "", "end of the window (default: now)")
 	fs.StringVar(&q.Service, "service", "", "only this service")
+	fs.IntVar(&limit, "limit", 0, "print at most N services, a page (default: every one)")
+	fs.StringVar(&after, "after", "", "start the page after this service name (the last of the page before)")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("usage takes no arguments, got %q", fs.Args())
+	}
+	if limit < 0 {
+		return usagef("--limit %d: want a number >= 0", limit)
 	}
 	var err error
 	if q.Since, q.Until, err = parseWindow(since, until); err != nil {
@@ -40,34 +61,132 @@ edges), ports still held at the end, and releases by reason. Times are RFC
 	if err != nil {
 		return err
 	}
-	us, err := b.Usage(ctx, q)
+	var out usageOutput = &usageTable{w: e.stdout}
+	if c.json {
+		out = &usageJSON{w: bufio.NewWriter(e.stdout)}
+	}
+	next, err := usageEach(ctx, b.Service, q, after, limit, out.row)
 	if err = closeWith(b, err); err != nil {
 		return err
 	}
-	if c.json {
-		if us == nil {
-			us = []ledger.ServiceUsage{}
-		}
-		return printJSON(e.stdout, map[string]any{"usage": us})
-	}
-	return printUsageTable(e.stdout, us)
-}
-
-func printUsageTable(w io.Writer, us []ledger.ServiceUsage) error {
-	if len(us) == 0 {
-		_, err := fmt.Fprintln(w, "No allocations in the window.")
+	if err := out.end(next); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tALLOCATIONS\tTOTAL HELD\tLONGEST\tHELD AT END\tRELEASES")
-	for _, u := range us {
-		longest := "-"
-		if u.LongestPort != 0 {
-			longest = fmt.Sprintf("%s (port %d)", round(u.LongestHold), u.LongestPort)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", safe(u.Service)+imported(u), u.Allocations, round(u.TotalHold), longest, u.HeldAtEnd, reasons(u.Releases))
+	if next != "" {
+		c.note("more services follow: --after %s for the next page", safe(next))
 	}
-	return tw.Flush()
+	return nil
+}
+
+// usageEach reads usage through UsageEach, which both backends have, else
+// (a Service of another kind) pages Usage's whole answer.
+func usageEach(ctx context.Context, svc ledger.Service, q ledger.UsageQuery, after string, limit int, fn func(ledger.ServiceUsage) error) (string, error) {
+	if st, ok := svc.(httpapi.UsageStreamer); ok {
+		return st.UsageEach(ctx, q, after, limit, fn)
+	}
+	us, err := svc.Usage(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for _, u := range us {
+		if u.Service <= after {
+			continue
+		}
+		if limit > 0 && n == limit {
+			return after, nil
+		}
+		if err := fn(u); err != nil {
+			return "", err
+		}
+		after, n = u.Service, n+1
+	}
+	return "", nil
+}
+
+// usageOutput prints usage a service at a time.
+type usageOutput interface {
+	row(ledger.ServiceUsage) error
+	end(next string) error
+}
+
+// usageJSON prints {"usage": [...]} as printJSON prints it whole, and
+// "next" after the list when a page stopped with services left.
+type usageJSON struct {
+	w *bufio.Writer
+	n int
+}
+
+func (j *usageJSON) row(u ledger.ServiceUsage) error {
+	b, err := json.MarshalIndent(u, "    ", "  ")
+	if err != nil {
+		return err
+	}
+	if j.n == 0 {
+		j.w.WriteString("{\n  \"usage\": [\n    ")
+	} else {
+		j.w.WriteString(",\n    ")
+	}
+	j.n++
+	_, err = j.w.Write(b)
+	return err
+}
+
+func (j *usageJSON) end(next string) error {
+	if j.n == 0 {
+		j.w.WriteString("{\n  \"usage\": []")
+	} else {
+		j.w.WriteString("\n  ]")
+	}
+	if next != "" {
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		j.w.WriteString(",\n  \"next\": ")
+		j.w.Write(b)
+	}
+	j.w.WriteString("\n}\n")
+	return j.w.Flush()
+}
+
+// usageTable prints the table. Its columns are as wide as their widest
+// cell, so the rows are held as text until the end.
+type usageTable struct {
+	w  io.Writer
+	tw *tabwriter.Writer
+}
+
+func (t *usageTable) row(u ledger.ServiceUsage) error {
+	if t.tw == nil {
+		t.tw = tabwriter.NewWriter(t.w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(t.tw, "SERVICE\tALLOCATIONS\tTOTAL HELD\tLONGEST\tHELD AT END\tRELEASES")
+	}
+	longest := "-"
+	if u.LongestPort != 0 {
+		longest = fmt.Sprintf("%s (port %d)", round(u.LongestHold), u.LongestPort)
+	}
+	_, err := fmt.Fprintf(t.tw, "%s\t%d\t%s\t%s\t%d\t%s\n", safe(u.Service)+imported(u), u.Allocations, round(u.TotalHold), longest, u.HeldAtEnd, reasons(u.Releases))
+	return err
+}
+
+func (t *usageTable) end(string) error {
+	if t.tw == nil {
+		_, err := fmt.Fprintln(t.w, "No allocations in the window.")
+		return err
+	}
+	return t.tw.Flush()
+}
+
+// printUsageTable prints the table of us.
+func printUsageTable(w io.Writer, us []ledger.ServiceUsage) error {
+	t := &usageTable{w: w}
+	for _, u := range us {
+		if err := t.row(u); err != nil {
+			return err
+		}
+	}
+	return t.end("")
 }
 
 func round(d ledger.Duration) string {
