@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +93,69 @@ func TestUsageRoute(t *testing.T) {
 	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID) // since after until
 	status, m = e.call(t, http.MethodGet, "/api/ports/usage?until=tomorrow", "", "")
 	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID)
+}
+
+// TestUsagePagesOverHTTP reads usage through the real server a page at a
+// time, with the client's UsageEach and as raw JSON: every service comes
+// once, in order, with the counts of the answer read whole.
+func TestUsagePagesOverHTTP(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.client()
+	for i := range 12 {
+		a := e.allocate(t, fmt.Sprintf("svc-%02d", (i*7)%12))
+		if i%3 == 0 {
+			_, err := e.svc.Release(ctx, ledger.ReleaseRequest{Port: a.Port, Reason: "done"})
+			is.NoErr(err)
+		}
+	}
+	q := ledger.UsageQuery{Since: ledger.SinceID(time.Now().Add(-time.Hour)), Until: ledger.UntilID(time.Now())}
+	whole, err := c.Usage(ctx, q)
+	is.NoErr(err)
+	is.Equal(len(whole), 12) // every service
+
+	for _, limit := range []int{1, 5, 12, 13} {
+		var got []ledger.ServiceUsage
+		after := ""
+		for {
+			n := 0
+			next, err := c.UsageEach(ctx, q, after, limit, func(u ledger.ServiceUsage) error {
+				got = append(got, u)
+				n++
+				return nil
+			})
+			is.NoErr(err)
+			is.True(n <= limit) // a page
+			if next == "" {
+				break
+			}
+			is.Equal(next, got[len(got)-1].Service) // next is the page's last service
+			after = next
+		}
+		is.Equal(got, whole) // the pages are the whole answer, each service once
+	}
+
+	until := url.QueryEscape(q.Until.String())
+	status, m := e.call(t, http.MethodGet, "/api/ports/usage?since=1h&until="+until+"&limit=5", "", "")
+	is.Equal(status, http.StatusOK)
+	is.Equal(len(m["usage"].([]any)), 5) // one page
+	is.Equal(m["next"], "svc-04")        // the page's last service
+	status, m = e.call(t, http.MethodGet, "/api/ports/usage?since=1h&until="+until+"&limit=5&after=svc-09", "", "")
+	is.Equal(status, http.StatusOK)
+	is.Equal(len(m["usage"].([]any)), 2) // svc-10 and svc-11
+	_, more := m["next"]
+	is.True(!more) // the last page says no more
+	status, m = e.call(t, http.MethodGet, "/api/ports/usage?limit=-1", "", "")
+	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID) // a negative limit
+	status, m = e.call(t, http.MethodGet, "/api/ports/usage?after="+strings.Repeat("x", 200), "", "")
+	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID) // an after longer than any name
+
+	// The answer read whole is the same bytes as before it was streamed.
+	_, body := e.raw(t, http.MethodGet, "/api/ports/usage?since=1h&until="+until, "", "")
+	want, err := json.Marshal(usageBody{Usage: whole})
+	is.NoErr(err)
+	is.Equal(string(body), string(want)+"\n")
 }
 
 func TestImportRoute(t *testing.T) {
