@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -40,6 +41,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 		}
 	}
 	merge := tailN >= l.tailMax
+	named := lastPorts{} // the batch's services' last ports
 	var buf []byte
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
@@ -68,13 +70,17 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 			if err := events.Put(id[:], v); err != nil {
 				return err
 			}
-			if err := indexService(services, &evs[i]); err != nil {
-				return err
-			}
+			named.note(&evs[i])
 		}
 		if merge {
 			if err := mergeTail(tx, l.blockMax); err != nil {
 				return fmt.Errorf("merge the port index: %w", err)
+			}
+			l.recentMu.RLock()
+			err := mergeServices(services, l.recent, named)
+			l.recentMu.RUnlock()
+			if err != nil {
+				return fmt.Errorf("merge the services index: %w", err)
 			}
 		}
 		count := countOf(meta) + uint64(len(evs))
@@ -108,9 +114,14 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 	l.last = last
 	l.head = head
 	l.tailN = tailN
+	l.recentMu.Lock()
 	if merge {
 		l.tailN = 0
+		l.recent = lastPorts{}
+	} else {
+		maps.Copy(l.recent, named)
 	}
+	l.recentMu.Unlock()
 	return evs, nil
 }
 

@@ -72,7 +72,10 @@ func (l *Log) Insert(evs []Event) error {
 			if e.Type == EventAllocated && e.Allocated != nil {
 				name := e.Allocated.ServiceName
 				if _, ok := unseen[name]; !ok {
-					unseen[name] = services.Get([]byte(name)) == nil
+					l.recentMu.RLock()
+					_, recent := l.recent[name]
+					l.recentMu.RUnlock()
+					unseen[name] = !recent && services.Get([]byte(name)) == nil
 				}
 				if unseen[name] {
 					if err := indexService(services, e); err != nil {

@@ -84,6 +84,9 @@ type Log struct {
 	tailN int        // events with a port after the index mark
 	head  ChainHead  // the hash chain's newest link (see chain.go)
 
+	recentMu sync.RWMutex
+	recent   lastPorts // the last ports of the services allocated after the index mark (services.go)
+
 	// noChain makes Append write events without their chain trailer. Only
 	// the benchmark that prices the chain sets it (chain_benchhook.go,
 	// built with the ledgerbench tag); a log so written does not verify.
@@ -150,6 +153,7 @@ func Open(path string, opts Options) (*Log, error) {
 			return fmt.Errorf("the port index: %w", err)
 		}
 		l.tailN = tailCount(tx)
+		l.recent = tailServices(tx)
 		return l.loadChain(tx)
 	})
 	if err != nil {
@@ -218,6 +222,7 @@ func openReadOnly(path string, opts Options) (*Log, error) {
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
 			copy(l.last[:], k)
 		}
+		l.recent = tailServices(tx)
 		return l.loadChain(tx)
 	})
 	if err != nil {

@@ -3,6 +3,8 @@ package ledger
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
@@ -12,13 +14,24 @@ import (
 // name -> 2-byte port. The writer reads it for sticky allocation, so neither
 // memory nor the registry's snapshots grow with the number of service names
 // ever seen (a CI host that names services after its runs sees millions).
+//
+// Like the port index (porttail.go), it is written when the port index's
+// tail is merged, not by every commit: with a million names its B+tree is
+// four pages deep, and a commit that wrote a new name would rewrite all four.
+// The allocations of the tail, the events after the index mark, are kept in
+// memory (Log.recent, rebuilt from the tail by Open) and answered first.
 var bucketServices = []byte("services")
 
 // LastPort returns the port the service was allocated last, and false when
 // the log has never allocated a port to it.
 func (l *Log) LastPort(service string) (int, bool, error) {
+	l.recentMu.RLock()
+	p, ok := l.recent[service]
+	l.recentMu.RUnlock()
+	if ok {
+		return int(p), true, nil
+	}
 	var port int
-	var ok bool
 	err := l.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketServices)
 		if b == nil {
@@ -42,8 +55,14 @@ func indexService(b *bolt.Bucket, e *Event) error {
 	if e.Type != EventAllocated || e.Allocated == nil || e.Port <= 0 {
 		return nil
 	}
-	v := binary.BigEndian.AppendUint16(nil, uint16(e.Port))
-	key := []byte(e.Allocated.ServiceName)
+	return putLastPort(b, e.Allocated.ServiceName, e.Port)
+}
+
+// putLastPort records port as service's last one, writing only when it
+// changed.
+func putLastPort(b *bolt.Bucket, service string, port int) error {
+	v := binary.BigEndian.AppendUint16(nil, uint16(port))
+	key := []byte(service)
 	if old := b.Get(key); len(old) == 2 && old[0] == v[0] && old[1] == v[1] {
 		return nil
 	}
@@ -61,6 +80,62 @@ func backfillServices(tx *bolt.Tx, b *bolt.Bucket) error {
 			return fmt.Errorf("index the services: %w", err)
 		}
 		if err := indexService(b, &e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastPorts is the services' last ports of a run of events, name -> port.
+type lastPorts map[string]uint16
+
+// note records e's port as its service's last one, for an allocation.
+func (m lastPorts) note(e *Event) {
+	if e.Type == EventAllocated && e.Allocated != nil && e.Port > 0 {
+		m[e.Allocated.ServiceName] = uint16(e.Port)
+	}
+}
+
+// tailServices returns the last ports of the services allocated in the port
+// index's tail, the events after the index mark. An event it cannot decode
+// is left out: reading the index names it (see tailCount).
+func tailServices(tx *bolt.Tx) lastPorts {
+	m := lastPorts{}
+	mark, ok := indexMark(tx)
+	if !ok {
+		return m // a file written before the mark: its services bucket is whole
+	}
+	allocated := typeCodes[EventAllocated]
+	services := tx.Bucket(bucketServices)
+	c := tx.Bucket(bucketEvents).Cursor()
+	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
+		if len(v) < 3 || v[1] != allocated {
+			continue
+		}
+		e, err := DecodeEvent(ulid.ULID(k), v)
+		if err != nil || e.Allocated == nil {
+			continue
+		}
+		// An imported allocation is the service's last port only for a
+		// service the log has never seen, as Insert has it.
+		if v[2]&flagInserted != 0 {
+			name := e.Allocated.ServiceName
+			if _, seen := m[name]; seen || (services != nil && services.Get([]byte(name)) != nil) {
+				continue
+			}
+		}
+		m.note(&e)
+	}
+	return m
+}
+
+// mergeServices writes the last ports of the tail's services, recent and
+// then batch's, into the services bucket, in name order.
+func mergeServices(b *bolt.Bucket, recent, batch lastPorts) error {
+	all := maps.Clone(recent)
+	maps.Copy(all, batch)
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		if err := putLastPort(b, name, int(all[name])); err != nil {
 			return err
 		}
 	}

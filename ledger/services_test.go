@@ -84,3 +84,53 @@ func TestLastPortIndexBackfilled(t *testing.T) {
 	p, _ = lastPort(t, l, "web")
 	is.Equal(p, 8001)
 }
+
+// TestLastPortIndexTail: a commit does not write the services bucket; the
+// tail's allocations are answered from memory, rebuilt by a reopen, and
+// written to the bucket, in one go, by the commit that merges the tail.
+func TestLastPortIndexTail(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	opts := ledger.Options{PortIndexTail: 4}
+	l, err := ledger.Open(path, opts)
+	is.NoErr(err) // open
+	inBucket := func(service string) bool {
+		t.Helper()
+		is.NoErr(l.Close())
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+		is.NoErr(err) // open the file with bbolt
+		var found bool
+		is.NoErr(db.View(func(tx *bolt.Tx) error {
+			found = tx.Bucket([]byte("services")).Get([]byte(service)) != nil
+			return nil
+		}))
+		is.NoErr(db.Close())
+		l, err = ledger.Open(path, opts)
+		is.NoErr(err) // reopen
+		return found
+	}
+
+	mustAppend(t, l, allocatedEvent(8000, "api"), allocatedEvent(8001, "web"))
+	mustAppend(t, l, allocatedEvent(8002, "api"))
+	p, ok := lastPort(t, l, "api")
+	is.True(ok)                  // answered from the tail
+	is.Equal(p, 8002)            // its newest allocation
+	is.True(!inBucket("api"))    // which the commits did not write to the bucket
+	p, _ = lastPort(t, l, "api") // (inBucket reopened the log)
+	is.Equal(p, 8002)            // the reopen rebuilt the tail's services
+	p, _ = lastPort(t, l, "web")
+	is.Equal(p, 8001)
+
+	mustAppend(t, l, allocatedEvent(8003, "db"))                  // the fourth event with a port: the merge
+	is.True(inBucket("api") && inBucket("web") && inBucket("db")) // all written by the merge
+	for service, want := range map[string]int{"api": 8002, "web": 8001, "db": 8003} {
+		p, ok := lastPort(t, l, service)
+		is.True(ok)       // known
+		is.Equal(p, want) // from the bucket now
+	}
+	mustAppend(t, l, allocatedEvent(8004, "api"))
+	p, _ = lastPort(t, l, "api")
+	is.Equal(p, 8004)   // the tail's newer allocation wins over the bucket's
+	is.NoErr(l.Check()) // consistent
+	is.NoErr(l.Close())
+}
