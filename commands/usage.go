@@ -50,7 +50,9 @@ func (l *Ledger) Usage(ctx context.Context, q ledger.UsageQuery) ([]ledger.Servi
 //
 // The window is scanned once per call. The counts are held in memory up to
 // Config.UsageMemory services; past that they are written, sorted by name,
-// to a temporary file in runs, and the runs are merged as fn is called.
+// to a temporary file in runs, and the runs are merged as fn is called. A
+// page smaller than that is counted in memory alone: the services named
+// after its first limit+1 are not counted.
 // Nothing is given to fn before the scan is done, so an error of the
 // window comes before any row. EINVALID as Usage, and for an after longer
 // than a service name.
@@ -83,7 +85,11 @@ func (l *Ledger) UsageEach(ctx context.Context, q ledger.UsageQuery, after strin
 		}
 		start = reg
 	}
-	usage := projection.NewUsageOf(start, ledger.IDTime(q.Since), projection.UsageFilter{After: after, Service: q.Service})
+	f := projection.UsageFilter{After: after, Service: q.Service}
+	if limit > 0 && limit < l.cfg.UsageMemory {
+		f.First = limit + 1 // a page, and whether more follow, in memory
+	}
+	usage := projection.NewUsageOf(start, ledger.IDTime(q.Since), f)
 	var spill *usageSpill
 	defer func() { spill.close() }()
 	err := l.log.ScanTypes(startAfter, q.Until, projection.UsageTypes, func(e ledger.Event) error {

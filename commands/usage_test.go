@@ -45,8 +45,9 @@ func busyTimeline(t *testing.T, l *commands.Ledger, clock *ledgertest.Clock, nam
 
 // TestUsageSpilledAndPagedIsTheFold reads a window of 37 services with
 // room for 4 in memory, so that the counts go through the temporary file
-// in many runs, a service's counts in several: whole, by page and for one
-// service, the answer is the one the plain fold holds in memory.
+// in many runs, a service's counts in several: whole, by page (pages of up
+// to 3 services counted in memory alone, larger ones through the file) and
+// for one service, the answer is the one the plain fold holds in memory.
 func TestUsageSpilledAndPagedIsTheFold(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
@@ -75,7 +76,7 @@ func TestUsageSpilledAndPagedIsTheFold(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(got, want) // spilled, the same answer
 
-	for _, limit := range []int{1, 5, 36, 37, 100} {
+	for _, limit := range []int{1, 2, 3, 5, 36, 37, 100} {
 		var pages []ledger.ServiceUsage
 		after, n := "", 0
 		for {

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"container/heap"
 	"maps"
 	"slices"
 	"strconv"
@@ -61,6 +62,10 @@ type Usage struct {
 	usage   []ledger.ServiceUsage // Releases unset until Result
 	reasons [][]reasonCount       // releases by reason, by place in usage
 	filter  UsageFilter
+	// last orders the places by name, the last first, once the filter's
+	// First services are counted: a service named before the last takes
+	// the last one's place.
+	last lastHeap
 }
 
 // UsageFilter says which services a Usage counts; the zero filter counts
@@ -71,6 +76,13 @@ type UsageFilter struct {
 	After string
 	// Service keeps that service alone ("": every one).
 	Service string
+	// First keeps the first First services by name (0: every one), so
+	// that a page of a window of a million services holds a page: a
+	// service named after the First counted so far is not counted, and
+	// one named before them takes the last one's place, whose counts go.
+	// A Usage with First is read once, by Result or Drain, not drained on
+	// the way (a service gone from it could come back).
+	First int
 }
 
 func (f UsageFilter) keeps(svc string) bool {
@@ -120,16 +132,54 @@ func (u *Usage) Len() int { return len(u.usage) }
 // when the filter does not keep it.
 func (u *Usage) place(svc string) int32 {
 	i, ok := u.index[svc]
-	if !ok {
-		if !u.filter.keeps(svc) {
+	if ok {
+		return i
+	}
+	if !u.filter.keeps(svc) {
+		return -1
+	}
+	if f := u.filter.First; f > 0 && len(u.usage) >= f {
+		if u.last.usage == nil {
+			u.last = lastHeap{usage: &u.usage, places: make([]int32, len(u.usage))}
+			for j := range u.last.places {
+				u.last.places[j] = int32(j)
+			}
+			heap.Init(&u.last)
+		}
+		i = u.last.places[0]
+		if svc > u.usage[i].Service {
 			return -1
 		}
-		i = int32(len(u.usage))
+		delete(u.index, u.usage[i].Service)
 		u.index[svc] = i
-		u.usage = append(u.usage, ledger.ServiceUsage{Service: svc})
-		u.reasons = append(u.reasons, nil)
+		u.usage[i] = ledger.ServiceUsage{Service: svc}
+		u.reasons[i] = nil
+		heap.Fix(&u.last, 0)
+		return i
 	}
+	i = int32(len(u.usage))
+	u.index[svc] = i
+	u.usage = append(u.usage, ledger.ServiceUsage{Service: svc})
+	u.reasons = append(u.reasons, nil)
 	return i
+}
+
+// lastHeap is a heap of places in usage, the last service by name on top.
+type lastHeap struct {
+	usage  *[]ledger.ServiceUsage
+	places []int32
+}
+
+func (h lastHeap) Len() int { return len(h.places) }
+func (h lastHeap) Less(i, j int) bool {
+	return (*h.usage)[h.places[i]].Service > (*h.usage)[h.places[j]].Service
+}
+func (h lastHeap) Swap(i, j int) { h.places[i], h.places[j] = h.places[j], h.places[i] }
+func (h *lastHeap) Push(x any)   { h.places = append(h.places, x.(int32)) }
+func (h *lastHeap) Pop() any {
+	x := h.places[len(h.places)-1]
+	h.places = h.places[:len(h.places)-1]
+	return x
 }
 
 // get returns the counts of svc, or nil when the filter does not keep it.
@@ -243,7 +293,7 @@ func (u *Usage) Drain() []ledger.ServiceUsage {
 	for i := range out {
 		out[i].Releases = releasesMap(u.reasons[i], shared)
 	}
-	u.index, u.usage, u.reasons = map[string]int32{}, nil, nil
+	u.index, u.usage, u.reasons, u.last = map[string]int32{}, nil, nil, lastHeap{}
 	slices.SortFunc(out, func(a, b ledger.ServiceUsage) int { return strings.Compare(a.Service, b.Service) })
 	return out
 }
