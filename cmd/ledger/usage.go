@@ -2,14 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portledger/portledger/httpapi"
 	"github.com/portledger/portledger/ledger"
@@ -151,31 +153,85 @@ func (j *usageJSON) end(next string) error {
 }
 
 // usageTable prints the table. Its columns are as wide as their widest
-// cell, so the rows are held as text until the end.
+// cell, as text/tabwriter makes them, so the rows are kept until the end:
+// as their text alone, in chunks, about a quarter of what tabwriter holds
+// for a million rows (its cells and a buffer that doubles).
 type usageTable struct {
-	w  io.Writer
-	tw *tabwriter.Writer
+	w      io.Writer
+	chunks [][]byte // the cells, each ended by a tab, a row's last by a newline
+	widths [len(usageHeader) - 1]int
+	rows   int
 }
 
+// usageHeader is the table's first row.
+var usageHeader = [...]string{"SERVICE", "ALLOCATIONS", "TOTAL HELD", "LONGEST", "HELD AT END", "RELEASES"}
+
+// usageChunk is the size of the table's chunks of text.
+const usageChunk = 1 << 20
+
 func (t *usageTable) row(u ledger.ServiceUsage) error {
-	if t.tw == nil {
-		t.tw = tabwriter.NewWriter(t.w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(t.tw, "SERVICE\tALLOCATIONS\tTOTAL HELD\tLONGEST\tHELD AT END\tRELEASES")
+	if t.rows == 0 {
+		t.add(usageHeader)
 	}
 	longest := "-"
 	if u.LongestPort != 0 {
 		longest = fmt.Sprintf("%s (port %d)", round(u.LongestHold), u.LongestPort)
 	}
-	_, err := fmt.Fprintf(t.tw, "%s\t%d\t%s\t%s\t%d\t%s\n", safe(u.Service)+imported(u), u.Allocations, round(u.TotalHold), longest, u.HeldAtEnd, reasons(u.Releases))
-	return err
+	t.add([len(usageHeader)]string{safe(u.Service) + imported(u), strconv.Itoa(u.Allocations), round(u.TotalHold), longest, strconv.Itoa(u.HeldAtEnd), reasons(u.Releases)})
+	return nil
 }
 
+func (t *usageTable) add(cells [len(usageHeader)]string) {
+	n := 0
+	for j, c := range cells {
+		n += len(c) + 1
+		if j < len(t.widths) {
+			t.widths[j] = max(t.widths[j], utf8.RuneCountInString(c))
+		}
+	}
+	k := len(t.chunks) - 1
+	if k < 0 || len(t.chunks[k])+n > cap(t.chunks[k]) {
+		t.chunks = append(t.chunks, make([]byte, 0, max(usageChunk, n)))
+		k++
+	}
+	for j, c := range cells {
+		t.chunks[k] = append(t.chunks[k], c...)
+		if j < len(t.widths) {
+			t.chunks[k] = append(t.chunks[k], '\t')
+		} else {
+			t.chunks[k] = append(t.chunks[k], '\n')
+		}
+	}
+	t.rows++
+}
+
+// end prints the rows, each cell but the last padded with spaces to its
+// column's width and two more.
 func (t *usageTable) end(string) error {
-	if t.tw == nil {
+	if t.rows == 0 {
 		_, err := fmt.Fprintln(t.w, "No allocations in the window.")
 		return err
 	}
-	return t.tw.Flush()
+	w := bufio.NewWriterSize(t.w, 64<<10)
+	spaces := []byte(strings.Repeat(" ", slices.Max(t.widths[:])+2))
+	for _, chunk := range t.chunks {
+		j := 0
+		for len(chunk) > 0 {
+			i := bytes.IndexAny(chunk, "\t\n")
+			cell := chunk[:i]
+			w.Write(cell)
+			if chunk[i] == '\t' {
+				w.Write(spaces[:t.widths[j]+2-utf8.RuneCount(cell)])
+				j++
+			} else {
+				w.WriteByte('\n')
+				j = 0
+			}
+			chunk = chunk[i+1:]
+		}
+	}
+	t.chunks = nil
+	return w.Flush()
 }
 
 // printUsageTable prints the table of us.

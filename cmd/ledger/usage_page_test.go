@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/matryer/is"
@@ -114,5 +115,38 @@ func TestUsageJSONPrintsAsPrintJSON(t *testing.T) {
 		}
 		is.NoErr(j.end(""))
 		is.Equal(got.String(), want.String()) // the same bytes
+	}
+}
+
+// TestUsageTableIsTabwriters: the table that usage keeps as text is the one
+// text/tabwriter prints of the same rows.
+func TestUsageTableIsTabwriters(t *testing.T) {
+	is := is.New(t)
+	rows := []ledger.ServiceUsage{
+		{Service: "api", Allocations: 12, Holds: 12, TotalHold: ledger.Duration(90 * time.Minute), LongestHold: ledger.Duration(time.Hour), LongestPort: 8001, Releases: map[string]int{"done": 11, "": 1}},
+		{Service: "café-überlang-name", Holds: 3, ImportedHolds: 2, HeldAtEnd: 1, Releases: map[string]int{}},
+		{Service: "w\tith\nbreaks\xff", Allocations: 1234567, Holds: 1, TotalHold: ledger.Duration(3 * 24 * time.Hour), LongestPort: 8100, Releases: map[string]int{"process exited": 1}},
+		{Service: "z", Releases: map[string]int{"crashed, twice": 2}},
+	}
+	for n := range len(rows) + 1 {
+		var want bytes.Buffer
+		tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
+		if n > 0 {
+			fmt.Fprintln(tw, "SERVICE\tALLOCATIONS\tTOTAL HELD\tLONGEST\tHELD AT END\tRELEASES")
+		}
+		for _, u := range rows[:n] {
+			longest := "-"
+			if u.LongestPort != 0 {
+				longest = fmt.Sprintf("%s (port %d)", round(u.LongestHold), u.LongestPort)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", safe(u.Service)+imported(u), u.Allocations, round(u.TotalHold), longest, u.HeldAtEnd, reasons(u.Releases))
+		}
+		is.NoErr(tw.Flush())
+		if n == 0 {
+			want.WriteString("No allocations in the window.\n")
+		}
+		var got bytes.Buffer
+		is.NoErr(printUsageTable(&got, rows[:n]))
+		is.Equal(got.String(), want.String()) // the same table
 	}
 }
