@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -156,6 +157,39 @@ func TestUsagePagesOverHTTP(t *testing.T) {
 	want, err := json.Marshal(usageBody{Usage: whole})
 	is.NoErr(err)
 	is.Equal(string(body), string(want)+"\n")
+}
+
+// cutUsage is a ledger whose usage answer fails after its first rows, as
+// a temporary file that cannot be read midway would, once the first rows
+// are on their way.
+type cutUsage struct{ ledger.Service }
+
+func (cutUsage) UsageEach(_ context.Context, _ ledger.UsageQuery, _ string, _ int, fn func(ledger.ServiceUsage) error) (string, error) {
+	for i := range 2000 { // past the server's buffer: the answer has begun
+		if err := fn(ledger.ServiceUsage{Service: fmt.Sprintf("svc-%04d", i), Releases: map[string]int{}}); err != nil {
+			return "", err
+		}
+	}
+	return "", errors.New("usage: read temporary file: unexpected EOF")
+}
+
+// TestUsageCutMidwayIsAnError: an answer that fails after its first rows
+// were sent is cut off, and the client reports an error rather than the
+// rows it got as the whole answer.
+func TestUsageCutMidwayIsAnError(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *Config) { c.Service = cutUsage{c.Service} })
+	c := e.client()
+	var got []string // the rows the client decoded
+	_, err := c.UsageEach(context.Background(), ledger.UsageQuery{}, "", 0, func(u ledger.ServiceUsage) error {
+		got = append(got, u.Service)
+		return nil
+	})
+	is.True(len(got) > 0) // the rows sent before the cut
+	is.True(err != nil)   // and then an error, not a whole answer
+	_, err = c.Usage(context.Background(), ledger.UsageQuery{})
+	is.True(err != nil)                                            // nor read whole
+	is.True(strings.Contains(e.logs.String(), "usage answer cut")) // the daemon says why
 }
 
 func TestImportRoute(t *testing.T) {
