@@ -37,9 +37,10 @@ edges), ports still held at the end, and releases by reason, by service
 name. Times are RFC 3339, YYYY-MM-DD[ HH:MM[:SS]] (local time), an event
 ULID, or a duration ago (90m, 2h, 7d). --json prints {"usage": [...]}.
 
-A window of many services is printed as it is read, in memory bounded on
-both sides. --limit N prints one page of N services; when more follow,
-the next page's --after is printed on stderr (and as "next" with --json).`, &c, true)
+The daemon answers a window of any size in bounded memory; --json prints
+each service as it is read, the table once its widest cells are known.
+--limit N prints one page of N services; when more follow, the next
+page's --after is printed on stderr (and as "next" with --json).`, &c, true)
 	fs.StringVar(&since, "since", "", "start of the window (default: the first event)")
 	fs.StringVar(&until, "until", "", "end of the window (default: now)")
 	fs.StringVar(&q.Service, "service", "", "only this service")
