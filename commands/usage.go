@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -166,15 +167,22 @@ type usageSpill struct {
 
 type usageRun struct{ off, n int64 }
 
+// newUsageSpill creates the temporary file in $TMPDIR. Outside Windows it
+// is unlinked at once, so that a daemon stopped in the middle of a read
+// (killed, or ended past its shutdown's deadline) leaves nothing behind;
+// Windows cannot remove an open file, and close removes it there.
 func newUsageSpill() (*usageSpill, error) {
 	f, err := os.CreateTemp("", "portledger-usage-*")
 	if err != nil {
 		return nil, fmt.Errorf("usage: temporary file: %w", err)
 	}
+	if runtime.GOOS != "windows" {
+		os.Remove(f.Name())
+	}
 	return &usageSpill{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
-// close removes the file; a nil spill has none.
+// close closes and removes the file; a nil spill has none.
 func (s *usageSpill) close() {
 	if s == nil {
 		return

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -51,6 +53,8 @@ func busyTimeline(t *testing.T, l *commands.Ledger, clock *ledgertest.Clock, nam
 func TestUsageSpilledAndPagedIsTheFold(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the counts spill
 	clock := ledgertest.NewClock(t0, 0)
 	l, log := openLedger(t, ledger.Options{Now: clock.Now}, commands.Config{
 		Now: clock.Now, SnapshotEvery: 7, UsageMemory: 4,
@@ -75,6 +79,21 @@ func TestUsageSpilledAndPagedIsTheFold(t *testing.T) {
 	got, err := l.Usage(ctx, q)
 	is.NoErr(err)
 	is.Equal(got, want) // spilled, the same answer
+
+	// The temporary file has no name while it is read (a daemon killed
+	// midway leaves nothing), and none is left after.
+	var left []os.DirEntry
+	_, err = l.UsageEach(ctx, q, "", 0, func(ledger.ServiceUsage) error {
+		left, err = os.ReadDir(tmp)
+		return err
+	})
+	is.NoErr(err)
+	if runtime.GOOS != "windows" {
+		is.Equal(len(left), 0) // unlinked while it is read
+	}
+	left, err = os.ReadDir(tmp)
+	is.NoErr(err)
+	is.Equal(len(left), 0) // and gone after
 
 	for _, limit := range []int{1, 2, 3, 5, 36, 37, 100} {
 		var pages []ledger.ServiceUsage
