@@ -85,7 +85,16 @@ func handleUsage(svc ledger.Service, now func() time.Time, log *slog.Logger) htt
 				return ledger.Errorf(ledger.EINVALID, "limit %q: want a number >= 0", s)
 			}
 		}
-		out := &usageWriter{w: w}
+		// A year of a million services takes longer to count and to send
+		// than the server's timeouts allow a request: the read deadline
+		// would cancel the count midway, the write deadline cut the answer.
+		// So the read deadline is lifted (a client that goes away is still
+		// seen) and the write deadline slides with the answer's progress: a
+		// client that stops reading is still cut WriteTimeout after its last
+		// progress.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		out := &usageWriter{w: w, rc: rc}
 		var next string
 		if st, ok := svc.(UsageStreamer); ok {
 			next, err = st.UsageEach(r.Context(), q, after, limit, out.row)
@@ -131,12 +140,23 @@ func usagePage(ctx context.Context, svc ledger.Service, q ledger.UsageQuery, aft
 // usageWriter writes the usage answer a row at a time, as encode would
 // write it whole: {"usage":[...]} and a newline.
 type usageWriter struct {
-	w http.ResponseWriter
-	b *bufio.Writer // nil until the first row
-	n int
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	b  *bufio.Writer // nil until the first row
+	n  int
+}
+
+// usageProgressRows is how many rows go between two moves of the write
+// deadline.
+const usageProgressRows = 256
+
+// progress moves the write deadline to WriteTimeout from now.
+func (u *usageWriter) progress() {
+	_ = u.rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
 }
 
 func (u *usageWriter) start() {
+	u.progress()
 	u.w.Header().Set("Content-Type", "application/json")
 	u.w.WriteHeader(http.StatusOK)
 	u.b = bufio.NewWriterSize(u.w, 32<<10)
@@ -155,6 +175,9 @@ func (u *usageWriter) row(s ledger.ServiceUsage) error {
 		u.b.WriteByte(',')
 	}
 	u.n++
+	if u.n%usageProgressRows == 0 {
+		u.progress()
+	}
 	_, err = u.b.Write(b)
 	return err
 }

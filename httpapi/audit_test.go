@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -234,4 +235,47 @@ func TestImportRoute(t *testing.T) {
 	is.Equal(e.state(t), after)
 	status, m = e.call(t, http.MethodPost, "/api/ports/import", `{"events": [], "extra": 1}`, "")
 	checkError(t, status, m, http.StatusBadRequest, ledger.EINVALID) // unknown fields
+}
+
+// slowUsage is a ledger whose usage answer comes slowly, as a year of a
+// million services does on a loaded machine (it takes seconds to count and
+// tens of seconds to send): a row every 20 ms.
+type slowUsage struct{ ledger.Service }
+
+func (slowUsage) UsageEach(ctx context.Context, _ ledger.UsageQuery, _ string, _ int, fn func(ledger.ServiceUsage) error) (string, error) {
+	for i := range slowUsageRows {
+		if i%2 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		if err := fn(ledger.ServiceUsage{Service: fmt.Sprintf("svc-%04d", i), Releases: map[string]int{}}); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
+}
+
+const slowUsageRows = 40
+
+// TestUsageOutlivesTheServerTimeouts: a usage answer that takes longer than
+// the server's read and write timeouts still arrives whole. The server here
+// has timeouts of 150 and 250 ms standing for the daemon's 30 and 60 s.
+func TestUsageOutlivesTheServerTimeouts(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	srv := httptest.NewUnstartedServer(NewServer(Config{Service: slowUsage{e.svc}, Events: e.svc, Token: testToken}))
+	srv.Config.ConnContext = ConnContext
+	srv.Config.ReadTimeout = 150 * time.Millisecond
+	srv.Config.WriteTimeout = 250 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+
+	start := time.Now()
+	us, err := NewClient(srv.URL, testToken).Usage(context.Background(), ledger.UsageQuery{})
+	is.NoErr(err)                                                                   // the answer arrived
+	is.Equal(len(us), slowUsageRows)                                                // whole
+	is.True(time.Since(start) > srv.Config.WriteTimeout)                            // though it took longer than the timeouts
+	is.Equal(us[slowUsageRows-1].Service, fmt.Sprintf("svc-%04d", slowUsageRows-1)) // to the last row
 }
