@@ -273,3 +273,67 @@ func TestDamagedPortTailEntry(t *testing.T) {
 	is.NoErr(err)          // count
 	is.Equal(n, uint64(2)) // the failed append added nothing
 }
+
+// TestPortIndexOfEarlierFiles: a file whose by_port holds the entries of
+// earlier versions (a key per event with no value, or with a copy of the
+// event) goes on with blocks: appends fill new blocks after them, an import
+// into the past lands among them, and every port scan stays equal to a
+// filter over the whole log.
+func TestPortIndexOfEarlierFiles(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	clock := ledgertest.NewClock(time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC), 0)
+	l, err := ledger.Open(path, ledger.Options{Now: clock.Now, PortIndexTail: 1, PortIndexBlock: 1})
+	is.NoErr(err) // open
+	ports := []int{8000, 8001, 8002}
+	start := clock.Now()
+	var old []ledger.Event
+	for i := range 30 {
+		clock.Add(time.Second)
+		old = append(old, mustAppend(t, l, stats(ports[i%len(ports)], int64(i)))...)
+	}
+	is.NoErr(l.Close())
+
+	// Rewrite each entry as an earlier version did: an ID alone, or, for
+	// every third event, with a copy of the event.
+	db, err := bolt.Open(path, 0o600, nil)
+	is.NoErr(err) // open the file with bbolt
+	is.NoErr(db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("by_port"))
+		for i, e := range old {
+			key := append([]byte{byte(e.Port >> 8), byte(e.Port)}, e.ID[:]...)
+			var v []byte
+			if i%3 == 0 {
+				if v, err = ledger.AppendEncoded(nil, &e); err != nil {
+					return err
+				}
+			}
+			if err := b.Put(key, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})) // as earlier versions wrote it
+	is.NoErr(db.Close())
+
+	opts := ledger.Options{Now: clock.Now, PortIndexTail: 4, PortIndexBlock: 4}
+	l, err = ledger.Open(path, opts)
+	is.NoErr(err) // open with blocks
+	defer func() { _ = l.Close() }()
+	rng := rand.New(rand.NewPCG(3, 4))
+	checkPortScans(t, l, ports, rng) // the earlier entries read as they are
+	for step := range 60 {
+		clock.Add(time.Second)
+		if step%5 == 4 {
+			// An import into the past, among the earlier entries.
+			span := clock.Now().Sub(start).Milliseconds()
+			e := stats(ports[rng.IntN(len(ports))], int64(1000+step))
+			e.ID = ulid.MustNew(uint64(start.UnixMilli()+rng.Int64N(span)), rand.NewChaCha8([32]byte{byte(step), 1}))
+			is.NoErr(l.Insert([]ledger.Event{e})) // insert into the past
+		} else {
+			mustAppend(t, l, stats(ports[rng.IntN(len(ports))], int64(100+step)))
+		}
+		checkPortScans(t, l, ports, rng)
+	}
+	is.NoErr(l.Check()) // consistent
+}
