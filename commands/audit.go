@@ -44,28 +44,14 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 		return ans, err
 	}
 	slices.Reverse(trail)
-	if len(trail) > 0 && trail[0].Type == ledger.EventAllocated {
-		t := projection.FoldTenure(nil, port, trail)
-		if t.Release == nil {
-			ans.Holder = t
-		} else {
-			ans.Previous = t
-		}
-	}
+	projection.WhoTenure(&ans, nil, trail)
 	if at.IsZero() {
 		return ans, nil
 	}
 	// Forward from the point: the holder's release, or the next holder.
-	var next []ledger.Event
+	next := projection.NewWhoNext(&ans)
 	err = l.log.ScanPort(port, ledger.NextID(at), ulid.Zero, func(e ledger.Event) error {
-		if ans.Holder == nil && len(next) == 0 && e.Type != ledger.EventAllocated {
-			return ctx.Err() // stray events of a free port
-		}
-		if len(next) > 0 && e.Type == ledger.EventAllocated {
-			return errEnough // a new allocation without a release ends the last
-		}
-		next = append(next, e)
-		if e.Type == ledger.EventReleased {
+		if !next.Take(e) {
 			return errEnough
 		}
 		return ctx.Err()
@@ -73,12 +59,6 @@ func (l *Ledger) Who(ctx context.Context, port int, at ulid.ULID) (ledger.WhoAns
 	if err != nil && err != errEnough {
 		return ans, err
 	}
-	if ans.Holder != nil {
-		if n := len(next); n > 0 && next[n-1].Type == ledger.EventReleased {
-			ans.Holder.Release = projection.ReleaseOf(next[n-1])
-		}
-	} else if len(next) > 0 {
-		ans.Next = projection.FoldTenure(nil, port, next)
-	}
+	next.Finish(&ans)
 	return ans, nil
 }

@@ -377,32 +377,14 @@ func (r *Reader) whoWithImports(ctx context.Context, host string, port int, at u
 		j--
 	}
 	if j > 0 {
-		t := projection.FoldTenure(nil, port, evs[j-1:i])
-		if t.Release == nil {
-			ans.Holder = t
-		} else {
-			ans.Previous = t
-		}
+		projection.WhoTenure(&ans, nil, evs[j-1:i])
 	}
-	var next []ledger.Event
+	next := projection.NewWhoNext(&ans)
 	for _, e := range evs[i:] {
-		if ans.Holder == nil && len(next) == 0 && e.Type != ledger.EventAllocated {
-			continue
-		}
-		if len(next) > 0 && e.Type == ledger.EventAllocated {
-			break
-		}
-		next = append(next, e)
-		if e.Type == ledger.EventReleased {
+		if !next.Take(e) {
 			break
 		}
 	}
-	if ans.Holder != nil {
-		if n := len(next); n > 0 && next[n-1].Type == ledger.EventReleased {
-			ans.Holder.Release = projection.ReleaseOf(next[n-1])
-		}
-	} else if len(next) > 0 {
-		ans.Next = projection.FoldTenure(nil, port, next)
-	}
+	next.Finish(&ans)
 	return ans, nil
 }

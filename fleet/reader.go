@@ -497,29 +497,15 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 				return ans, err
 			}
 		}
-		if held != nil || (len(trail) > 0 && trail[0].Type == ledger.EventAllocated) {
-			t := projection.FoldTenure(held, port, trail)
-			if t.Release == nil {
-				ans.Holder = t
-			} else {
-				ans.Previous = t
-			}
-		}
+		projection.WhoTenure(&ans, held, trail)
 	}
 	if at.IsZero() {
 		return ans, nil
 	}
 	// Forward from the moment: the holder's release, or the next tenure.
-	var next []ledger.Event
+	next := projection.NewWhoNext(&ans)
 	forward := func(_ uint64, e ledger.Event) (bool, error) {
-		if ans.Holder == nil && len(next) == 0 && e.Type != ledger.EventAllocated {
-			return true, nil // stray events of a free port
-		}
-		if len(next) > 0 && e.Type == ledger.EventAllocated {
-			return false, nil // a new allocation without a release ends the last
-		}
-		next = append(next, e)
-		return e.Type != ledger.EventReleased, nil
+		return next.Take(e), nil
 	}
 	more, from := true, x+1
 	if listed != nil {
@@ -537,13 +523,7 @@ func (r *Reader) Who(ctx context.Context, host string, port int, at ulid.ULID) (
 			return ans, err
 		}
 	}
-	if ans.Holder != nil {
-		if n := len(next); n > 0 && next[n-1].Type == ledger.EventReleased {
-			ans.Holder.Release = projection.ReleaseOf(next[n-1])
-		}
-	} else if len(next) > 0 {
-		ans.Next = projection.FoldTenure(nil, port, next)
-	}
+	next.Finish(&ans)
 	return ans, nil
 }
 

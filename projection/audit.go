@@ -39,6 +39,58 @@ func FoldTenure(from *Registry, port int, evs []ledger.Event) *ledger.Tenure {
 	return &t
 }
 
+// WhoTenure sets ans's Holder to the tenure that trail folds, or its
+// Previous when that tenure has ended by the moment: from held, a registry
+// inside the tenure, or (held nil) from trail's first event when it is the
+// tenure's allocation. It leaves ans as it is when there is no tenure.
+func WhoTenure(ans *ledger.WhoAnswer, held *Registry, trail []ledger.Event) {
+	if held == nil && (len(trail) == 0 || trail[0].Type != ledger.EventAllocated) {
+		return
+	}
+	t := FoldTenure(held, ans.Port, trail)
+	if t.Release == nil {
+		ans.Holder = t
+	} else {
+		ans.Previous = t
+	}
+}
+
+// WhoNext gathers the port's events after the moment that finish a who
+// answer: the holder's release, or the next tenure.
+type WhoNext struct {
+	holding bool
+	evs     []ledger.Event
+}
+
+// NewWhoNext starts gathering for ans, whose Holder is already known.
+func NewWhoNext(ans *ledger.WhoAnswer) *WhoNext {
+	return &WhoNext{holding: ans.Holder != nil}
+}
+
+// Take takes the next event of the port, in order, and reports whether the
+// answer needs more.
+func (w *WhoNext) Take(e ledger.Event) bool {
+	if !w.holding && len(w.evs) == 0 && e.Type != ledger.EventAllocated {
+		return true // stray events of a free port
+	}
+	if len(w.evs) > 0 && e.Type == ledger.EventAllocated {
+		return false // a new allocation without a release ends the last
+	}
+	w.evs = append(w.evs, e)
+	return e.Type != ledger.EventReleased
+}
+
+// Finish sets the holder's release or the next tenure in ans.
+func (w *WhoNext) Finish(ans *ledger.WhoAnswer) {
+	if ans.Holder != nil {
+		if n := len(w.evs); n > 0 && w.evs[n-1].Type == ledger.EventReleased {
+			ans.Holder.Release = ReleaseOf(w.evs[n-1])
+		}
+	} else if len(w.evs) > 0 {
+		ans.Next = FoldTenure(nil, ans.Port, w.evs)
+	}
+}
+
 // ReleaseOf describes a released event.
 func ReleaseOf(e ledger.Event) *ledger.Release {
 	p := e.Released
