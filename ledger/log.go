@@ -152,8 +152,7 @@ func Open(path string, opts Options) (*Log, error) {
 		if err := upgradeIndex(tx); err != nil {
 			return fmt.Errorf("the port index: %w", err)
 		}
-		l.tailN = tailCount(tx)
-		l.recent = tailServices(tx)
+		l.tailN, l.recent = readTail(tx)
 		return l.loadChain(tx)
 	})
 	if err != nil {
@@ -222,7 +221,7 @@ func openReadOnly(path string, opts Options) (*Log, error) {
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
 			copy(l.last[:], k)
 		}
-		l.recent = tailServices(tx)
+		_, l.recent = readTail(tx)
 		return l.loadChain(tx)
 	})
 	if err != nil {

@@ -62,20 +62,26 @@ func afterMark(c *bolt.Cursor, mark ulid.ULID) (k, v []byte) {
 	return k, v
 }
 
-// tailCount returns how many events after the index mark have a port. An
-// event it cannot read is not counted: Open must not fail on it, so that
-// the daemon can start and `ledger verify` can name it; reading the index,
-// and the merge, report it.
-func tailCount(tx *bolt.Tx) int {
-	mark, _ := indexMark(tx)
-	n := 0
+// readTail reads the index's tail, the events after the index mark, once:
+// how many have a port, and the last ports of the services it allocated
+// (services.go). An event it cannot read is not counted: Open must not fail
+// on it, so that the daemon can start and `ledger verify` can name it;
+// reading the index, and the merge, report it. A file written before the
+// mark has no tail here (its services bucket is whole).
+func readTail(tx *bolt.Tx) (n int, recent lastPorts) {
+	recent = lastPorts{}
+	mark, ok := indexMark(tx)
+	if !ok {
+		return 0, recent
+	}
 	c := tx.Bucket(bucketEvents).Cursor()
 	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
 		if port, err := eventPort(k, v); err == nil && port > 0 {
 			n++
+			recent.noteEncoded(tx, k, v)
 		}
 	}
-	return n
+	return n, recent
 }
 
 // mergeTail writes the by_port entries of every event after the index mark

@@ -96,37 +96,26 @@ func (m lastPorts) note(e *Event) {
 	}
 }
 
-// tailServices returns the last ports of the services allocated in the port
-// index's tail, the events after the index mark. An event it cannot decode
-// is left out: reading the index names it (see tailCount).
-func tailServices(tx *bolt.Tx) lastPorts {
-	m := lastPorts{}
-	mark, ok := indexMark(tx)
-	if !ok {
-		return m // a file written before the mark: its services bucket is whole
+// noteEncoded records the port of the encoded event k, v of the index's
+// tail as its service's last one, for an allocation it can decode. An
+// imported allocation is the service's last port only for a service the log
+// has never seen, as Insert has it.
+func (m lastPorts) noteEncoded(tx *bolt.Tx, k, v []byte) {
+	if len(v) < 3 || v[1] != typeCodes[EventAllocated] {
+		return
 	}
-	allocated := typeCodes[EventAllocated]
-	services := tx.Bucket(bucketServices)
-	c := tx.Bucket(bucketEvents).Cursor()
-	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
-		if len(v) < 3 || v[1] != allocated {
-			continue
-		}
-		e, err := DecodeEvent(ulid.ULID(k), v)
-		if err != nil || e.Allocated == nil {
-			continue
-		}
-		// An imported allocation is the service's last port only for a
-		// service the log has never seen, as Insert has it.
-		if v[2]&flagInserted != 0 {
-			name := e.Allocated.ServiceName
-			if _, seen := m[name]; seen || (services != nil && services.Get([]byte(name)) != nil) {
-				continue
-			}
-		}
-		m.note(&e)
+	e, err := DecodeEvent(ulid.ULID(k), v)
+	if err != nil || e.Allocated == nil {
+		return
 	}
-	return m
+	if v[2]&flagInserted != 0 {
+		name := e.Allocated.ServiceName
+		services := tx.Bucket(bucketServices)
+		if _, seen := m[name]; seen || (services != nil && services.Get([]byte(name)) != nil) {
+			return
+		}
+	}
+	m.note(&e)
 }
 
 // mergeServices writes the last ports of the tail's services, recent and
