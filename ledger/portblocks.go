@@ -68,14 +68,24 @@ func blockValue(rest []ulid.ULID) []byte {
 	return v
 }
 
-// lastEntry positions c on the newest by_port entry of port, if any.
-func lastEntry(c *bolt.Cursor, port int) (k, v []byte) {
-	seek := portKey(port, maxID)
+// entryAtOrBefore positions c on the by_port entry of port whose key is
+// the last at or before port and id: the block that would hold id. It
+// returns nil when port has no entry there.
+func entryAtOrBefore(c *bolt.Cursor, port int, id ulid.ULID) (k, v []byte) {
+	seek := portKey(port, id)
 	k, v = c.Seek(seek)
 	if k == nil || bytes.Compare(k, seek) > 0 {
 		k, v = c.Prev()
 	}
-	if k == nil || len(k) != 18 || entryPort(k) != port {
+	if k == nil || len(k) < 2 || entryPort(k) != port {
+		return nil, nil
+	}
+	return k, v
+}
+
+// lastEntry positions c on the newest by_port entry of port, if any.
+func lastEntry(c *bolt.Cursor, port int) (k, v []byte) {
+	if k, v = entryAtOrBefore(c, port, maxID); len(k) != 18 {
 		return nil, nil
 	}
 	return k, v
@@ -113,14 +123,9 @@ func appendToPort(b *bolt.Bucket, port int, ids []ulid.ULID, size int) error {
 // block that covers it, splitting the block in two when it is full; an ID
 // older than the port's first block gets a block of its own.
 func insertIntoPort(b *bolt.Bucket, port int, id ulid.ULID, size int) error {
-	seek := portKey(port, id)
-	c := b.Cursor()
-	k, v := c.Seek(seek)
-	if k == nil || bytes.Compare(k, seek) > 0 {
-		k, v = c.Prev()
-	}
-	if k == nil || len(k) != 18 || entryPort(k) != port || (len(v) > 0 && v[0] != blockTag) {
-		return b.Put(seek, blockValue(nil))
+	k, v := entryAtOrBefore(b.Cursor(), port, id)
+	if len(k) != 18 || (len(v) > 0 && v[0] != blockTag) {
+		return b.Put(portKey(port, id), blockValue(nil))
 	}
 	ids, _, err := entryIDs(nil, k, v)
 	if err != nil {

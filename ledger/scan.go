@@ -142,10 +142,8 @@ func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) e
 		c := tx.Bucket(bucketByPort).Cursor()
 		// The block before since's key may hold IDs at or after since.
 		start := portKey(port, since)
-		if k, _ := c.Seek(start); k == nil || !bytes.Equal(k, start) {
-			if k, _ := c.Prev(); k != nil && len(k) == 18 && entryPort(k) == port {
-				start = bytes.Clone(k)
-			}
+		if k, _ := entryAtOrBefore(c, port, since); len(k) == 18 {
+			start = bytes.Clone(k)
 		}
 		var ids []ulid.ULID
 		for k, v := c.Seek(start); k != nil && len(k) >= 2 && entryPort(k) == port; k, v = c.Next() {

@@ -16,9 +16,7 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 		return err
 	}
 	if until.IsZero() {
-		for i := range until {
-			until[i] = 0xFF
-		}
+		until = maxID
 	}
 	return l.db.View(func(tx *bolt.Tx) error {
 		tail, err := portTail(tx, port, ulid.Zero, until)
@@ -34,11 +32,7 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 			return fn(e)
 		}
 		c := tx.Bucket(bucketByPort).Cursor()
-		seek := portKey(port, until)
-		k, v := c.Seek(seek)
-		if k == nil || bytes.Compare(k, seek) > 0 {
-			k, v = c.Prev()
-		}
+		k, v := entryAtOrBefore(c, port, until)
 		var ids []ulid.ULID
 		for ; k != nil && len(k) >= 2 && entryPort(k) == port; k, v = c.Prev() {
 			var cp []byte
