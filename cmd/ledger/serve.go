@@ -34,8 +34,14 @@ const DefaultAddr = "127.0.0.1:7999"
 const maxSocketPath = 107
 
 // shutdownGrace bounds a clean stop: in-flight requests are answered, the
-// writer drains, the projections are flushed.
-const shutdownGrace = 4 * time.Second
+// writer drains, the projections are flushed. It outlasts the server's
+// ReadHeaderTimeout: http.Server.Shutdown waits for a connection that has
+// not sent a whole first request yet (a browser's preconnect, a spare
+// connection an HTTP client dialed for a request it then cancelled) until
+// that connection is 5 s old or its header deadline closes it. With a
+// shorter grace such a client made a clean stop end in "context deadline
+// exceeded" and exit 1.
+const shutdownGrace = httpapi.ReadHeaderTimeout + time.Second
 
 // shutdownDrain is how long a stopping daemon keeps answering on the
 // connections it has after it stopped accepting new ones. A request that a
