@@ -12,6 +12,7 @@ import (
 	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/fleet"
 	"github.com/portledger/portledger/fleet/hub"
+	"github.com/portledger/portledger/internal/ledgerfile"
 	"github.com/portledger/portledger/ledger"
 	bolt "go.etcd.io/bbolt"
 )
@@ -66,7 +67,7 @@ func TestPublisherCatchesALogCutAfterItWasPublished(t *testing.T) {
 	// Cut it, and set the head and count back: the ledger's own walk of
 	// its chain then finds nothing wrong.
 	editFile(t, path, func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte("events")).Delete(cut[:]); err != nil {
+		if err := (ledgerfile.Events{Tx: tx}).Delete(cut[:]); err != nil {
 			return err
 		}
 		meta := tx.Bucket([]byte("meta"))

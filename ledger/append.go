@@ -44,8 +44,10 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 	named := lastPorts{} // the batch's services' last ports
 	var buf []byte
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		events := tx.Bucket(bucketEvents)
-		events.FillPercent = 1.0 // keys only ever grow: pack pages full
+		// New IDs are after the index mark: they go to the events' tail
+		// (eventstail.go), a tree two levels deep however long the log.
+		events := tx.Bucket(bucketEventsTail) // a writable Open made it
+		events.FillPercent = 1.0              // keys only ever grow: pack pages full
 		meta := tx.Bucket(bucketMeta)
 		services := tx.Bucket(bucketServices)
 		now := l.now()

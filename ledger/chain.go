@@ -170,7 +170,7 @@ func (l *Log) loadChain(tx *bolt.Tx) error {
 		l.head = h
 		return nil
 	}
-	c := tx.Bucket(bucketEvents).Cursor()
+	c := eventsCursor(tx)
 	if k, _ := c.First(); k == nil || !tx.Writable() {
 		return nil // a new log, or an old file opened read-only: unchained
 	}
@@ -356,7 +356,8 @@ func (l *Log) AcceptBrokenChain(by string) (ChainReport, Event, error) {
 			return err
 		}
 		v, head := chainEvent(r.End, id, body)
-		if err := tx.Bucket(bucketEvents).Put(id[:], v); err != nil {
+		mark, _ := indexMark(tx)
+		if err := eventsFor(tx, mark, id).Put(id[:], v); err != nil {
 			return err
 		}
 		if err := meta.Put(keyCount, binary.BigEndian.AppendUint64(nil, countOf(meta)+1)); err != nil {
@@ -396,7 +397,6 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 			accepted[ulid.ULID(acc[i:i+16])] = true
 		}
 	}
-	events := tx.Bucket(bucketEvents)
 	stop := false
 	// fail records a break; it returns true when the walk must stop.
 	fail := func(b ChainBreak) bool {
@@ -412,7 +412,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 		return stop
 	}
 	if !hasHead {
-		if k, _ := events.Cursor().First(); k == nil {
+		if k, _ := eventsCursor(tx).First(); k == nil {
 			return r, nil
 		}
 		if tx.Writable() || !sinceSnap {
@@ -442,7 +442,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 			start, after = ChainHead{}, ulid.Zero
 		default:
 			// The snapshot's own link must be the one stored with its event.
-			v := events.Get(start.ID[:])
+			v := getEvent(tx, start.ID[:])
 			_, seq, link, chained := splitChained(v)
 			if v == nil || !chained || seq != start.Seq || link != start.Link {
 				b := ChainBreak{EventID: start.ID, Seq: start.Seq, Problem: "the snapshot's chain head does not match the event it names"}
@@ -467,7 +467,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 	// the positions of inserted events, which are not in ID order.
 	var inserted []chainEntry
 	var unchained ChainHead
-	c := events.Cursor()
+	c := eventsCursor(tx)
 	first := func() ([]byte, []byte) {
 		if after.IsZero() {
 			return c.First()
@@ -548,7 +548,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 		if k == nil || (len(inserted) > 0 && inserted[0].seq < liveSeq) {
 			e := inserted[0]
 			inserted = inserted[1:]
-			if check(e.id, events.Get(e.id[:])) {
+			if check(e.id, getEvent(tx, e.id[:])) {
 				return r, nil
 			}
 			continue
@@ -577,7 +577,7 @@ func verifyChain(tx *bolt.Tx, sinceSnap, all bool) (ChainReport, error) {
 // event, which catches a log rewritten after it was published.
 func (l *Log) ChainLinkOf(id ulid.ULID) (h ChainHead, ok bool, err error) {
 	err = l.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEvents).Get(id[:])
+		v := getEvent(tx, id[:])
 		if v == nil {
 			return nil
 		}

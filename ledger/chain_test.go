@@ -10,6 +10,7 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/internal/ledgerfile"
 	"github.com/portledger/portledger/ledger"
 	bolt "go.etcd.io/bbolt"
 )
@@ -53,13 +54,13 @@ func chainedLog(t *testing.T) (string, []ledger.Event) {
 
 // editFile changes a closed ledger file with bbolt directly, as an attacker
 // with the file would.
-func editFile(t *testing.T, path string, edit func(events *bolt.Bucket) error) {
+func editFile(t *testing.T, path string, edit func(events ledgerfile.Events) error) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatalf("open with bbolt: %v", err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return edit(tx.Bucket([]byte("events"))) }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return edit(ledgerfile.Events{Tx: tx}) }); err != nil {
 		t.Fatalf("edit: %v", err)
 	}
 	if err := db.Close(); err != nil {
@@ -87,22 +88,22 @@ func TestVerifyChainNamesTheFirstBrokenLink(t *testing.T) {
 	// (-1: the head), and problem a word of its explanation.
 	tests := []struct {
 		name    string
-		edit    func(order []ledger.Event) func(*bolt.Bucket) error
+		edit    func(order []ledger.Event) func(ledgerfile.Events) error
 		want    int
 		problem string
 	}{
-		{"delete one event", func(o []ledger.Event) func(*bolt.Bucket) error {
-			return func(b *bolt.Bucket) error { return b.Delete(o[3].ID[:]) }
+		{"delete one event", func(o []ledger.Event) func(ledgerfile.Events) error {
+			return func(b ledgerfile.Events) error { return b.Delete(o[3].ID[:]) }
 		}, 4, "missing"},
-		{"change one byte of an event", func(o []ledger.Event) func(*bolt.Bucket) error {
-			return func(b *bolt.Bucket) error {
+		{"change one byte of an event", func(o []ledger.Event) func(ledgerfile.Events) error {
+			return func(b ledgerfile.Events) error {
 				v := bytes.Clone(b.Get(o[2].ID[:]))
 				v[4] ^= 1 // the stats payload's first byte
 				return b.Put(o[2].ID[:], v)
 			}
 		}, 2, "changed"},
-		{"reorder two events", func(o []ledger.Event) func(*bolt.Bucket) error {
-			return func(b *bolt.Bucket) error {
+		{"reorder two events", func(o []ledger.Event) func(ledgerfile.Events) error {
+			return func(b ledgerfile.Events) error {
 				v1, v2 := bytes.Clone(b.Get(o[1].ID[:])), bytes.Clone(b.Get(o[4].ID[:]))
 				if err := b.Put(o[1].ID[:], v2); err != nil {
 					return err
@@ -110,20 +111,20 @@ func TestVerifyChainNamesTheFirstBrokenLink(t *testing.T) {
 				return b.Put(o[4].ID[:], v1)
 			}
 		}, 1, "link"},
-		{"change one byte of an imported event", func(o []ledger.Event) func(*bolt.Bucket) error {
-			return func(b *bolt.Bucket) error {
+		{"change one byte of an imported event", func(o []ledger.Event) func(ledgerfile.Events) error {
+			return func(b ledgerfile.Events) error {
 				v := bytes.Clone(b.Get(o[7].ID[:]))
 				v[4] ^= 1
 				return b.Put(o[7].ID[:], v)
 			}
 		}, 7, "changed"},
-		{"delete the newest event", func(o []ledger.Event) func(*bolt.Bucket) error {
-			return func(b *bolt.Bucket) error { return b.Delete(o[len(o)-1].ID[:]) }
+		{"delete the newest event", func(o []ledger.Event) func(ledgerfile.Events) error {
+			return func(b ledgerfile.Events) error { return b.Delete(o[len(o)-1].ID[:]) }
 		}, -1, "ends at"},
-		{"rewrite an event and its link", func(o []ledger.Event) func(*bolt.Bucket) error {
+		{"rewrite an event and its link", func(o []ledger.Event) func(ledgerfile.Events) error {
 			// The attacker recomputes nothing but copies another event's
 			// value and link in its place.
-			return func(b *bolt.Bucket) error { return b.Put(o[5].ID[:], bytes.Clone(b.Get(o[4].ID[:]))) }
+			return func(b ledgerfile.Events) error { return b.Put(o[5].ID[:], bytes.Clone(b.Get(o[4].ID[:]))) }
 		}, 5, "link"},
 	}
 	for _, tt := range tests {
@@ -153,7 +154,7 @@ func stripChain(t *testing.T, path string) {
 	}
 	defer db.Close()
 	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("events"))
+		b := ledgerfile.Events{Tx: tx}
 		type kv struct{ k, v []byte }
 		var all []kv
 		_ = b.ForEach(func(k, v []byte) error {
@@ -205,7 +206,7 @@ func TestOpenChainsAFileWrittenBeforeTheChain(t *testing.T) {
 	is.Equal(r.Head.ID, more[0].ID)           // and goes on with new events
 	is.NoErr(l.Close())
 
-	editFile(t, path, func(b *bolt.Bucket) error {
+	editFile(t, path, func(b ledgerfile.Events) error {
 		v := bytes.Clone(b.Get(order[2].ID[:]))
 		v[4] ^= 1
 		return b.Put(order[2].ID[:], v)
@@ -218,7 +219,7 @@ func TestOpenChainsAFileWrittenBeforeTheChain(t *testing.T) {
 func TestAcceptBrokenChain(t *testing.T) {
 	is := is.New(t)
 	path, order := chainedLog(t)
-	editFile(t, path, func(b *bolt.Bucket) error { return b.Delete(order[3].ID[:]) })
+	editFile(t, path, func(b ledgerfile.Events) error { return b.Delete(order[3].ID[:]) })
 
 	l, err := ledger.Open(path, ledger.Options{})
 	is.NoErr(err)
@@ -238,7 +239,7 @@ func TestAcceptBrokenChain(t *testing.T) {
 	is.NoErr(l.Close())
 
 	// A new edit after the acceptance is caught.
-	editFile(t, path, func(b *bolt.Bucket) error { return b.Delete(order[8].ID[:]) })
+	editFile(t, path, func(b ledgerfile.Events) error { return b.Delete(order[8].ID[:]) })
 	r = verifyFile(t, path)
 	is.True(!r.OK())                       // a second break fails again
 	is.Equal(r.Break.EventID, order[9].ID) // and is named
@@ -272,7 +273,7 @@ func TestVerifyChainSinceSnapshot(t *testing.T) {
 	is.Equal(r.Checked, uint64(2))
 	is.NoErr(l.Close())
 
-	editFile(t, path, func(b *bolt.Bucket) error {
+	editFile(t, path, func(b ledgerfile.Events) error {
 		v := bytes.Clone(b.Get(evs[8].ID[:]))
 		v[4] ^= 1
 		return b.Put(evs[8].ID[:], v)
@@ -317,7 +318,7 @@ func TestStartCheckAfterUpgradeBeginsAtTheBase(t *testing.T) {
 	is.Equal(r.Checked, uint64(2)) // the events since the upgrade
 	is.NoErr(l.Close())
 
-	editFile(t, path, func(b *bolt.Bucket) error {
+	editFile(t, path, func(b ledgerfile.Events) error {
 		v := bytes.Clone(b.Get(more[0].ID[:]))
 		v[4] ^= 1
 		return b.Put(more[0].ID[:], v)
@@ -350,7 +351,7 @@ func TestAcceptBrokenChainWhenTheSnapshotsEventIsGone(t *testing.T) {
 	}
 	is.NoErr(l.Close())
 	// Remove the last three events, the snapshot's own among them.
-	editFile(t, path, func(b *bolt.Bucket) error {
+	editFile(t, path, func(b ledgerfile.Events) error {
 		for _, e := range evs[2:] {
 			if err := b.Delete(e.ID[:]); err != nil {
 				return err

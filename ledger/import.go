@@ -41,7 +41,6 @@ func (l *Log) Insert(evs []Event) error {
 	tailed := 0
 	var buf []byte
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		events := tx.Bucket(bucketEvents)
 		byPort := tx.Bucket(bucketByPort)
 		meta := tx.Bucket(bucketMeta)
 		services := tx.Bucket(bucketServices)
@@ -54,7 +53,7 @@ func (l *Log) Insert(evs []Event) error {
 		unseen := map[string]bool{}
 		for i := range sorted {
 			e := &sorted[i]
-			if events.Get(e.ID[:]) != nil {
+			if getEvent(tx, e.ID[:]) != nil {
 				return Errorf(ECONFLICT, "insert: event %s is already in the log", e.ID)
 			}
 			e.At = IDTime(e.ID)
@@ -66,7 +65,8 @@ func (l *Log) Insert(evs []Event) error {
 			buf[2] |= flagInserted
 			var v []byte
 			v, head = chainEvent(head, e.ID, buf)
-			if err := events.Put(e.ID[:], v); err != nil {
+			// After the mark, the event joins the events' tail.
+			if err := eventsFor(tx, mark, e.ID).Put(e.ID[:], v); err != nil {
 				return err
 			}
 			if e.Type == EventAllocated && e.Allocated != nil {
@@ -139,9 +139,8 @@ func (l *Log) Insert(evs []Event) error {
 func (l *Log) Has(ids []ulid.ULID) (map[ulid.ULID]bool, error) {
 	found := make(map[ulid.ULID]bool)
 	err := l.db.View(func(tx *bolt.Tx) error {
-		events := tx.Bucket(bucketEvents)
 		for _, id := range ids {
-			if events.Get(id[:]) != nil {
+			if getEvent(tx, id[:]) != nil {
 				found[id] = true
 			}
 		}

@@ -146,11 +146,14 @@ func Open(path string, opts Options) (*Log, error) {
 				return err
 			}
 		}
-		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+		if k, _ := eventsCursor(tx).Last(); k != nil {
 			copy(l.last[:], k)
 		}
 		if err := upgradeIndex(tx); err != nil {
 			return fmt.Errorf("the port index: %w", err)
+		}
+		if err := upgradeEventsTail(tx); err != nil {
+			return fmt.Errorf("the events' tail: %w", err)
 		}
 		l.tailN, l.recent = readTail(tx)
 		return l.loadChain(tx)
@@ -218,7 +221,7 @@ func openReadOnly(path string, opts Options) (*Log, error) {
 				return fmt.Errorf("%w: no bucket %q", ErrCorrupt, name)
 			}
 		}
-		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+		if k, _ := eventsCursor(tx).Last(); k != nil {
 			copy(l.last[:], k)
 		}
 		_, l.recent = readTail(tx)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/internal/ledgerfile"
 	"github.com/portledger/portledger/ledger"
 	bolt "go.etcd.io/bbolt"
 )
@@ -466,7 +467,7 @@ func TestScanPortIndexWithoutCopies(t *testing.T) {
 	db, err = bolt.Open(path, 0o600, nil)
 	is.NoErr(err) // open the file with bbolt again
 	is.NoErr(db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("events")).Delete(evs[2].ID[:])
+		return ledgerfile.Events{Tx: tx}.Delete(evs[2].ID[:])
 	})) // lose an event that the index names
 	is.NoErr(db.Close())
 

@@ -89,7 +89,7 @@ func touchBuckets(db *bolt.DB) (err error) {
 		}
 	}()
 	return db.View(func(tx *bolt.Tx) error {
-		for _, name := range append(allBuckets, bucketServices, bucketPortTail) {
+		for _, name := range append(allBuckets, bucketServices, bucketPortTail, bucketEventsTail) {
 			if b := tx.Bucket(name); b != nil {
 				c := b.Cursor()
 				c.First()

@@ -54,7 +54,7 @@ func eventPort(id, v []byte) (int, error) {
 }
 
 // afterMark positions c on the first event after mark.
-func afterMark(c *bolt.Cursor, mark ulid.ULID) (k, v []byte) {
+func afterMark(c seekCursor, mark ulid.ULID) (k, v []byte) {
 	k, v = c.Seek(mark[:])
 	if k != nil && bytes.Equal(k, mark[:]) {
 		k, v = c.Next()
@@ -74,7 +74,7 @@ func readTail(tx *bolt.Tx) (n int, recent lastPorts) {
 	if !ok {
 		return 0, recent
 	}
-	c := tx.Bucket(bucketEvents).Cursor()
+	c := eventsCursor(tx)
 	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
 		if port, err := eventPort(k, v); err == nil && port > 0 {
 			n++
@@ -93,7 +93,7 @@ func mergeTail(tx *bolt.Tx, size int) error {
 	mark, _ := indexMark(tx)
 	newest := mark
 	ports := map[int][]ulid.ULID{}
-	c := tx.Bucket(bucketEvents).Cursor()
+	c := eventsCursor(tx)
 	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
 		port, err := eventPort(k, v)
 		if err != nil {
@@ -109,7 +109,16 @@ func mergeTail(tx *bolt.Tx, size int) error {
 			return err
 		}
 	}
+	if err := moveTail(tx); err != nil {
+		return fmt.Errorf("the events' tail: %w", err)
+	}
 	return tx.Bucket(bucketMeta).Put(keyIndexMark, newest[:])
+}
+
+// seekCursor is a bbolt cursor or an eventCursor.
+type seekCursor interface {
+	Seek(seek []byte) (k, v []byte)
+	Next() (k, v []byte)
 }
 
 // upgradeIndex gives a file written before the index mark its mark: the
@@ -137,7 +146,7 @@ func upgradeIndex(tx *bolt.Tx) error {
 		}
 	}
 	var newest ulid.ULID
-	if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+	if k, _ := eventsCursor(tx).Last(); k != nil {
 		newest = ulid.ULID(k)
 	}
 	return tx.Bucket(bucketMeta).Put(keyIndexMark, newest[:])
@@ -158,7 +167,7 @@ func portTail(tx *bolt.Tx, port int, since, until ulid.ULID) ([]tailEntry, error
 		return legacyPortTail(tx, port, since, until)
 	}
 	var out []tailEntry
-	c := tx.Bucket(bucketEvents).Cursor()
+	c := eventsCursor(tx)
 	k, v := afterMark(c, mark)
 	if since.Compare(mark) > 0 {
 		k, v = c.Seek(since[:])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/internal/ledgerfile"
 	"github.com/portledger/portledger/ledger"
 	bolt "go.etcd.io/bbolt"
 )
@@ -79,7 +80,7 @@ func TestPortIndexTail(t *testing.T) {
 		mark := tx.Bucket([]byte("meta")).Get([]byte("port_index_mark"))
 		is.Equal(len(mark), 16) // the index mark
 		events, inTail := 0, 0
-		err := tx.Bucket([]byte("events")).ForEach(func(k, v []byte) error {
+		err := ledgerfile.Events{Tx: tx}.ForEach(func(k, v []byte) error {
 			e, err := ledger.DecodeEvent(ulid.ULID(k), v)
 			if err == nil && e.Port > 0 {
 				events++
@@ -258,7 +259,7 @@ func TestDamagedPortTailEntry(t *testing.T) {
 	db, err := bolt.Open(path, 0o600, nil)
 	is.NoErr(err) // open the file with bbolt
 	is.NoErr(db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("events")).Put(evs[1].ID[:], []byte{0x1f}) // too short to name a port
+		return ledgerfile.Events{Tx: tx}.Put(evs[1].ID[:], []byte{0x1f}) // too short to name a port
 	})) // damage an event of the index's tail
 	is.NoErr(db.Close())
 

@@ -29,7 +29,7 @@ func (l *Log) Count() (uint64, error) {
 // Last returns the newest event; ok is false when the log is empty.
 func (l *Log) Last() (e Event, ok bool, err error) {
 	err = l.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bucketEvents).Cursor().Last()
+		k, v := eventsCursor(tx).Last()
 		if k == nil {
 			return nil
 		}
@@ -43,7 +43,7 @@ func (l *Log) Last() (e Event, ok bool, err error) {
 // Get returns the event with the given ID, or an ENOTFOUND error.
 func (l *Log) Get(id ulid.ULID) (e Event, err error) {
 	err = l.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEvents).Get(id[:])
+		v := getEvent(tx, id[:])
 		if v == nil {
 			return Errorf(ENOTFOUND, "no event %s", id)
 		}
@@ -83,7 +83,7 @@ func (l *Log) ScanTypes(after, until ulid.ULID, types []EventType, fn func(Event
 // (nil: none is skipped) before it decodes them.
 func (l *Log) scan(after, until ulid.ULID, want *[256]bool, fn func(Event) error) error {
 	return l.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
+		c := eventsCursor(tx)
 		var k, v []byte
 		if after.IsZero() {
 			k, v = c.First()
@@ -131,9 +131,8 @@ func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) e
 		if err != nil {
 			return err
 		}
-		events := tx.Bucket(bucketEvents)
 		visit := func(id ulid.ULID, v []byte) error {
-			e, err := indexedEvent(events, id, v)
+			e, err := indexedEvent(tx, id, v)
 			if err != nil {
 				return err
 			}
@@ -183,10 +182,10 @@ func (l *Log) ScanPort(port int, since, until ulid.ULID, fn func(Event) error) e
 }
 
 // indexedEvent decodes the event of a port index entry, looking it up in
-// the events bucket when the entry holds no copy.
-func indexedEvent(events *bolt.Bucket, id ulid.ULID, v []byte) (Event, error) {
+// the events when the entry holds no copy.
+func indexedEvent(tx *bolt.Tx, id ulid.ULID, v []byte) (Event, error) {
 	if len(v) == 0 {
-		if v = events.Get(id[:]); v == nil {
+		if v = getEvent(tx, id[:]); v == nil {
 			return Event{}, fmt.Errorf("port index names missing event %s: %w", id, ErrCorrupt)
 		}
 	}

@@ -23,9 +23,8 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 		if err != nil {
 			return err
 		}
-		events := tx.Bucket(bucketEvents)
 		visit := func(id ulid.ULID, v []byte) (bool, error) {
-			e, err := indexedEvent(events, id, v)
+			e, err := indexedEvent(tx, id, v)
 			if err != nil {
 				return false, err
 			}
@@ -71,7 +70,7 @@ func (l *Log) ScanPortBack(port int, until ulid.ULID, fn func(Event) (bool, erro
 func (l *Log) LastAt(until ulid.ULID) (ulid.ULID, error) {
 	var id ulid.ULID
 	err := l.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
+		c := eventsCursor(tx)
 		var k []byte
 		if until.IsZero() {
 			k, _ = c.Last()

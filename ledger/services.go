@@ -73,7 +73,7 @@ func putLastPort(b *bolt.Bucket, service string, port int) error {
 // before it existed; Open does it once, in the transaction that creates the
 // bucket.
 func backfillServices(tx *bolt.Tx, b *bolt.Bucket) error {
-	c := tx.Bucket(bucketEvents).Cursor()
+	c := eventsCursor(tx)
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		e, err := DecodeEvent(ulid.ULID(k), v)
 		if err != nil {

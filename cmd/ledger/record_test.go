@@ -18,6 +18,7 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/oklog/ulid/v2"
+	"github.com/portledger/portledger/internal/ledgerfile"
 	"github.com/portledger/portledger/ledger"
 	"github.com/portledger/portledger/watchdog"
 	bolt "go.etcd.io/bbolt"
@@ -239,13 +240,11 @@ func TestDaemonRefusesABrokenChainUnlessTold(t *testing.T) {
 	db, err := bolt.Open(ledger.Layout{Dir: data}.DB(), 0o600, &bolt.Options{Timeout: time.Second})
 	is.NoErr(err)
 	is.NoErr(db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte("events")).Cursor()
-		k, _ := c.First()
-		k, _ = c.Next()
-		copy(victim[:], k)
-		k, _ = c.Next()
-		copy(next[:], k)
-		return tx.Bucket([]byte("events")).Delete(victim[:])
+		events := ledgerfile.Events{Tx: tx}
+		keys := events.Keys()
+		copy(victim[:], keys[1])
+		copy(next[:], keys[2])
+		return events.Delete(victim[:])
 	}))
 	is.NoErr(db.Close())
 
@@ -314,17 +313,17 @@ func TestVerifyNamesTheFirstBadLink(t *testing.T) {
 	// the log, of the event `ledger verify` must name.
 	tests := []struct {
 		name    string
-		edit    func(b *bolt.Bucket, ids []ulid.ULID) error
+		edit    func(b ledgerfile.Events, ids []ulid.ULID) error
 		want    int
 		checked uint64 // links that hold before it
 	}{
-		{"delete one event", func(b *bolt.Bucket, ids []ulid.ULID) error { return b.Delete(ids[2][:]) }, 3, 2},
-		{"change one byte", func(b *bolt.Bucket, ids []ulid.ULID) error {
+		{"delete one event", func(b ledgerfile.Events, ids []ulid.ULID) error { return b.Delete(ids[2][:]) }, 3, 2},
+		{"change one byte", func(b ledgerfile.Events, ids []ulid.ULID) error {
 			v := bytes.Clone(b.Get(ids[1][:]))
 			v[6] ^= 0x20 // a letter of the service name
 			return b.Put(ids[1][:], v)
 		}, 1, 1},
-		{"reorder two events", func(b *bolt.Bucket, ids []ulid.ULID) error {
+		{"reorder two events", func(b ledgerfile.Events, ids []ulid.ULID) error {
 			v1, v3 := bytes.Clone(b.Get(ids[1][:])), bytes.Clone(b.Get(ids[3][:]))
 			if err := b.Put(ids[1][:], v3); err != nil {
 				return err
@@ -344,7 +343,7 @@ func TestVerifyNamesTheFirstBadLink(t *testing.T) {
 			is.NoErr(err)
 			var ids []ulid.ULID
 			is.NoErr(db.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket([]byte("events"))
+				b := ledgerfile.Events{Tx: tx}
 				_ = b.ForEach(func(k, _ []byte) error { ids = append(ids, ulid.ULID(k)); return nil })
 				return tt.edit(b, ids)
 			}))
