@@ -50,6 +50,7 @@ func (l *Log) Append(evs []Event, snap SnapshotFunc) ([]Event, error) {
 		events.FillPercent = 1.0              // keys only ever grow: pack pages full
 		meta := tx.Bucket(bucketMeta)
 		services := tx.Bucket(bucketServices)
+		services.FillPercent = servicesFill
 		now := l.now()
 		for i := range evs {
 			id, err := l.nextID(last, now)
