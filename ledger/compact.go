@@ -57,6 +57,7 @@ func Compact(path string, timeout time.Duration, keep string) (CompactResult, er
 	if err := checkBuckets(src); err != nil {
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}
+	readAhead(path) // the copy reads every page
 
 	tmp := path + ".compact"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {

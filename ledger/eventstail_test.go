@@ -223,3 +223,28 @@ func ids(evs []Event) []ulid.ULID {
 	}
 	return out
 }
+
+// TestReadAhead opens a log with ReadAhead, for reading and for writing, and
+// reads what it reads without it; a path that is not there yet becomes a
+// new log as without it.
+func TestReadAhead(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(path, Options{ReadAhead: true})
+	is.NoErr(err) // a new log
+	var want []Event
+	for i := range 50 {
+		out, err := l.Append([]Event{tailEvent(8000+i%3, int64(i))}, nil)
+		is.NoErr(err)
+		want = append(want, out...)
+	}
+	is.NoErr(l.Close())
+	for _, opts := range []Options{{ReadAhead: true}, {ReadAhead: true, ReadOnly: true}} {
+		l, err := Open(path, opts)
+		is.NoErr(err) // opens
+		var got []Event
+		is.NoErr(l.Scan(ulid.Zero, ulid.Zero, func(e Event) error { got = append(got, e); return nil }))
+		is.Equal(got, want) // and reads every event
+		is.NoErr(l.Close())
+	}
+}

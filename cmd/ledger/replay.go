@@ -32,7 +32,7 @@ catches the files up by itself when it starts).`, &c, false)
 		return usagef("replay takes no arguments, got %q", fs.Args())
 	}
 	layout := ledger.Layout{Dir: c.data}
-	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: time.Second})
+	log, err := ledger.Open(layout.DB(), ledger.Options{Timeout: time.Second, ReadAhead: true})
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("the ledger %s is held by another process (is `ledger serve` running? stop it first; it catches the files up when it starts)", layout.DB())
 	}
