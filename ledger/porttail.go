@@ -18,10 +18,11 @@ import (
 // and their branches in every commit. So a commit writes no index entry at
 // all: the events after the index mark (meta keyIndexMark, the newest event
 // whose entry is in by_port) are the index's tail, read straight from the
-// end of the events bucket, where the port is the third field of each
-// encoded event. The commit that brings the tail to Options.PortIndexTail
-// events with a port moves them all into by_port at once, where they share
-// each port's leaf pages, and moves the mark. Readers merge both parts.
+// events themselves (in events_tail, eventstail.go), where the port is the
+// third field of each encoded event. The commit that brings the tail to
+// Options.PortIndexTail events with a port moves them all into by_port at
+// once, where they share each port's leaf pages, moves the events into the
+// events bucket, and moves the mark. Readers merge both parts.
 //
 // Files written before the mark kept the tail in a bucket of its own,
 // port_tail (ID -> 2-byte port + encoded event): a writable Open moves it
