@@ -182,3 +182,21 @@ func moveTail(tx *bolt.Tx) error {
 	b.FillPercent = 1.0
 	return nil
 }
+
+// checkEventsSplit reports an event on the wrong side of the index mark:
+// readers take every key of events_tail to be after every key of events,
+// so such a file would read out of order.
+func checkEventsSplit(tx *bolt.Tx) error {
+	tail := tx.Bucket(bucketEventsTail)
+	if tail == nil {
+		return nil // a file before the events' tail: all its events are in events
+	}
+	mark, _ := indexMark(tx)
+	if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil && bytes.Compare(k, mark[:]) > 0 {
+		return fmt.Errorf("%w: event %s in events is after the index mark %s", ErrCorrupt, ulid.ULID(k), mark)
+	}
+	if k, _ := tail.Cursor().First(); k != nil && bytes.Compare(k, mark[:]) <= 0 {
+		return fmt.Errorf("%w: event %s in events_tail is not after the index mark %s", ErrCorrupt, ulid.ULID(k), mark)
+	}
+	return nil
+}

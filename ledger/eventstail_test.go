@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,5 +248,49 @@ func TestReadAhead(t *testing.T) {
 		is.NoErr(l.Scan(ulid.Zero, ulid.Zero, func(e Event) error { got = append(got, e); return nil }))
 		is.Equal(got, want) // and reads every event
 		is.NoErr(l.Close())
+	}
+}
+
+// TestCheckNamesAnEventOnTheWrongSideOfTheMark moves one event across the
+// index mark with bbolt, each way, and Check names it as corruption.
+func TestCheckNamesAnEventOnTheWrongSideOfTheMark(t *testing.T) {
+	for _, into := range [][]byte{bucketEventsTail, bucketEvents} {
+		t.Run(string(into), func(t *testing.T) {
+			is := is.New(t)
+			path := filepath.Join(t.TempDir(), "ledger.db")
+			l, err := Open(path, Options{PortIndexTail: 4})
+			is.NoErr(err)
+			var all []Event
+			for i := range 6 {
+				out, err := l.Append([]Event{tailEvent(8000, int64(i))}, nil)
+				is.NoErr(err)
+				all = append(all, out...)
+			}
+			is.NoErr(l.Check()) // 4 events in events, 2 in the tail: consistent
+			is.NoErr(l.Close())
+
+			victim := all[1] // in events: moved into the tail
+			from := bucketEvents
+			if bytes.Equal(into, bucketEvents) {
+				victim, from = all[5], bucketEventsTail // in the tail: moved into events
+			}
+			db, err := bolt.Open(path, 0o600, nil)
+			is.NoErr(err)
+			is.NoErr(db.Update(func(tx *bolt.Tx) error {
+				v := bytes.Clone(tx.Bucket(from).Get(victim.ID[:]))
+				if err := tx.Bucket(from).Delete(victim.ID[:]); err != nil {
+					return err
+				}
+				return tx.Bucket(into).Put(victim.ID[:], v)
+			})) // move it across the mark
+			is.NoErr(db.Close())
+
+			l, err = Open(path, Options{PortIndexTail: 4})
+			is.NoErr(err)
+			defer l.Close()
+			err = l.Check()
+			is.True(errors.Is(err, ErrCorrupt))                        // is corruption
+			is.True(strings.Contains(err.Error(), victim.ID.String())) // naming the event
+		})
 	}
 }

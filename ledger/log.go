@@ -317,12 +317,16 @@ func (l *Log) Path() string { return l.path }
 // allBuckets are the buckets of a ledger file.
 var allBuckets = [][]byte{bucketEvents, bucketByPort, bucketSnapshots, bucketMeta}
 
-// Check runs bbolt's consistency check over the whole file and returns the
-// first problem it finds, wrapped in ErrCorrupt.
+// Check runs bbolt's consistency check over the whole file, and checks that
+// the events lie on the right side of the index mark (eventstail.go); it
+// returns the first problem it finds, wrapped in ErrCorrupt.
 func (l *Log) Check() error {
 	return l.db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			return fmt.Errorf("check %s: %w: %v", l.path, ErrCorrupt, err)
+		}
+		if err := checkEventsSplit(tx); err != nil {
+			return fmt.Errorf("check %s: %w", l.path, err)
 		}
 		return nil
 	})
