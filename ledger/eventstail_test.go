@@ -123,6 +123,8 @@ func checkEventsTail(t *testing.T, l *Log, want []ulid.ULID, rng *rand.Rand) (in
 			k, _ := c.Seek(seek[:])
 			if j == len(want) {
 				is.True(k == nil) // a seek past the end finds nothing
+				k, _ = c.Prev()
+				is.Equal(k, want[j-1][:]) // and steps back to the newest
 				continue
 			}
 			is.Equal(k, want[j][:]) // a seek finds the next ID
