@@ -254,10 +254,10 @@ func benchCommit(b *testing.B, name func(i int) string) {
 	b.ReportMetric(float64(bigEnd.Writes-bigStart.Writes)/float64(i), "10M-pages/cycle")
 }
 
-// openBare opens the bbolt file at path as the ledger does (the map
+// openBare opens the bbolt file at path as the ledger does (the array
 // freelist) with a bucket "bare", and closes it when b ends.
 func openBare(b *testing.B, path string) *bolt.DB {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistArrayType})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func Compact(path string, timeout time.Duration, keep string) (CompactResult, er
 	if err := checkFile(path, timeout); err != nil {
 		return res, openError(path, timeout, err)
 	}
-	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistMapType})
+	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, FreelistType: freelistType})
 	if err != nil {
 		return res, openError(path, timeout, err)
 	}
@@ -63,7 +63,7 @@ func Compact(path string, timeout time.Duration, keep string) (CompactResult, er
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("compact: %w", err)
 	}
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{FreelistType: freelistType})
 	if err != nil {
 		return res, fmt.Errorf("compact: %w", err)
 	}
