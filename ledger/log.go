@@ -177,12 +177,12 @@ func Open(path string, opts Options) (*Log, error) {
 
 // freelistType is how bbolt keeps the file's free pages: an array, sorted,
 // from which a commit takes the lowest free pages. The hash map bbolt also
-// offers takes any free page, and in a large file any is far from the rest:
-// on a copy of the 10M-event log, an allocate+release cycle took 1.23-1.26x
-// its time on a new log with the map, 1.16-1.23x with the array (three
-// alternated runs of BenchmarkCommit10M). The ledger's files keep few free
-// pages (a merge frees about a hundred), so the array's cost per free page
-// does not show.
+// offers takes any free page, and over a year of merges a large file's free
+// pages then lie anywhere in it: an allocate+release cycle on the 10M-event
+// log written so took 1.23-1.26x its time on a new log, where on the same
+// log written with the array it takes 1.01-1.09x (BenchmarkCommit10M). The
+// ledger's files keep few free pages (a merge frees about a hundred), so the
+// array's cost per free page does not show.
 const freelistType = bolt.FreelistArrayType
 
 // openLocked opens the bbolt file at path for writing, and makes sure the
