@@ -19,7 +19,7 @@ import (
 // flushBytes bounds the lines a catch-up holds in memory before it writes
 // them: a daemon's catch-up after one group commit writes once, a catch-up
 // over a long gap writes in pieces of about this size.
-const flushBytes = 1 << 20
+var flushBytes = 1 << 20 // a variable for the tests
 
 // progressEvery is how many events pass between two progress reports.
 const progressEvery = 50_000
@@ -48,9 +48,10 @@ type Files struct {
 	regID string // last_event_id of port_registry.json on disk
 	regOK bool   // port_registry.json exists and is readable
 
-	day  string   // name of the open day file
-	file *os.File // the open day file, for appending
-	buf  []byte   // lines of the current catch-up not yet written
+	day    string   // name of the open day file
+	file   *os.File // the open day file, for appending
+	buf    []byte   // lines of the current catch-up not yet written
+	behind behind   // a long catch-up's last chunk, still cached (dropbehind.go)
 
 	closed bool
 
@@ -186,6 +187,9 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 				done <- fmt.Errorf("write %s: %w", file.Name(), err)
 				return
 			}
+			if len(buf) >= flushBytes {
+				f.behind.wrote(file, len(buf)) // a long catch-up: keep the page cache small
+			}
 			done <- nil
 		}()
 		inflight, flightPos, flightN = done, pending, n
@@ -294,6 +298,7 @@ func (f *Files) closeDay() error {
 	if f.file == nil {
 		return nil
 	}
+	f.behind.closing(f.file)
 	err := f.file.Close()
 	f.file, f.day = nil, ""
 	return err

@@ -447,3 +447,28 @@ func TestProgressSaysWhereTheFilesStand(t *testing.T) {
 	is.Equal(got.UpTo, evs[len(evs)-1].ID) // the files hold every event
 	is.NoErr(files.Close())
 }
+
+// A long catch-up writes its chunks behind it to disk and drops them from
+// the page cache (dropbehind.go), and writes the bytes that catch-ups after
+// every commit wrote.
+func TestLongCatchUpDropsBehindItself(t *testing.T) {
+	is := is.New(t)
+	defer func(n int) { flushBytes = n }(flushBytes)
+	log, layout := mustOpenLog(t)
+	var batches [][]ledger.Event
+	for range 40 {
+		batches = append(batches, scenario()...)
+	}
+	liveFiles(t, log, layout, batches) // caught up after every batch, in small writes
+	live := readTree(t, layout)
+
+	flushBytes = 512 // every chunk of the replay is "full"
+	built := ledger.Layout{Dir: t.TempDir()}
+	w := newEmptyFiles(built, log)
+	n, err := w.catchUp(nil)
+	is.NoErr(err) // one long catch-up
+	is.True(n > 0)
+	is.True(w.behind.dropped > 10) // it dropped its chunks behind it
+	is.NoErr(w.Close())
+	is.Equal(readTree(t, built), live) // and wrote the same bytes
+}
