@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -143,12 +144,140 @@ func (f *Files) Close() error {
 
 // catchUp is CatchUp without the lock and the recovery; progress, if set,
 // is called every progressEvery events with the number written so far.
+//
+// Three goroutines share the work, so that a long catch-up (a replay of
+// 10M events) keeps both cores and the disk busy: this one reads the log
+// and folds the registry, which each line needs as it was just before its
+// event; format turns the events into JSONL lines; and a writer of its own
+// writes each full buffer while the next one fills.
 func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
+	batches := make(chan []lineItem, 4)
+	free := make(chan []lineItem, 6) // batches format is done with, to fill again
+	var failed atomic.Bool           // format failed: stop reading
+	var aborted atomic.Bool          // reading failed: write nothing more
+	formatted := make(chan error, 1)
+	go func() { formatted <- f.format(batches, free, &failed, &aborted) }()
+	defer f.setProgress(false, 0)
+
+	var n uint64
+	var bufYear, bufDate int
+	var bufMonth time.Month // the last event's date, to find a new day without naming it
+	var batch []lineItem
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if failed.Load() {
+			return errFormatFailed
+		}
+		batches <- batch
+		select {
+		case batch = <-free:
+			batch = batch[:0]
+		default:
+			batch = make([]lineItem, 0, lineBatch)
+		}
+		return nil
+	}
+	batch = make([]lineItem, 0, lineBatch)
+	// The log is read in chunks, each in a read transaction of its own: a
+	// transaction open for the whole of a long catch-up would keep bbolt
+	// from growing its map of the file, and a commit that must grow it would
+	// wait for the catch-up to end.
+	var scanned uint64
+	from := f.pos
+	visit := func(e ledger.Event) error {
+		scanned++
+		item := lineItem{e: e}
+		if y, m, d := e.At.UTC().Date(); y != bufYear || m != bufMonth || d != bufDate {
+			item.day = dayFileName(e.At)
+			bufYear, bufMonth, bufDate = y, m, d
+		}
+		if e.Type != ledger.EventAllocated {
+			if a := f.reg.Allocs[e.Port]; a != nil {
+				item.held = heldNames{ok: true, service: a.ServiceName, by: a.StartedBy, purpose: a.Purpose}
+			}
+		}
+		f.reg.Apply(e)
+		batch = append(batch, item)
+		n++
+		if len(batch) == cap(batch) {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		if progress != nil && n%progressEvery == 0 {
+			progress(n)
+		}
+		if scanned%catchUpChunk == 0 {
+			from = e.ID
+			return errChunkDone
+		}
+		return nil
+	}
+	var err error
+	for {
+		err = f.log.Scan(from, ulid.Zero, visit)
+		if err != errChunkDone {
+			break
+		}
+	}
+	if err == nil {
+		err = send()
+	}
+	if err != nil {
+		aborted.Store(true)
+	}
+	close(batches)
+	ferr := <-formatted // after an error too: no write may go on behind the caller
+	if err == nil || errors.Is(err, errFormatFailed) {
+		err = ferr
+	}
+	if err != nil {
+		return n, fmt.Errorf("catch up projection files: %w", err)
+	}
+	id := positionString(f.pos)
+	if n > 0 || !f.regOK || f.regID != id {
+		if err := writeRegistryFile(f.layout.Registry(), f.reg, f.pos); err != nil {
+			return n, err
+		}
+		f.regID, f.regOK = id, true
+	}
+	return n, nil
+}
+
+// lineBatch is how many events the reader hands the formatter at a time.
+const lineBatch = 256
+
+// errFormatFailed stops the reading of a catch-up whose formatter failed;
+// the formatter's own error is the one returned.
+var errFormatFailed = errors.New("the projection files could not be written")
+
+// lineItem is one event of a catch-up, with what its JSONL line needs of
+// the registry just before it.
+type lineItem struct {
+	e    ledger.Event
+	held heldNames
+	day  string // set when the event's date differs from the event before it
+}
+
+// heldNames are the names of the allocation that held the event's port,
+// which its JSONL line repeats (appendJSONL).
+type heldNames struct {
+	ok                   bool
+	service, by, purpose string
+}
+
+// format writes the JSONL lines of the events it is handed into the day
+// files, in order, and moves the files' position as each write completes.
+// It returns after batches is closed (and every write is done), with the
+// first error; after an error it reads and drops the rest. aborted, set
+// before batches is closed, means the reader failed: what is left in the
+// buffer is not written.
+func (f *Files) format(batches <-chan []lineItem, free chan<- []lineItem, failed, aborted *atomic.Bool) error {
 	var n uint64
 	var pending ulid.ULID // the last event in buf
 	var bufDay string     // the day file that buf belongs to
-	var bufYear, bufDate int
-	var bufMonth time.Month // bufDay's date, to find a new day without naming it
 	// A full buffer is written by a goroutine of its own while the next
 	// one fills, so that a long catch-up's writes (and the kernel's
 	// throttling of them) overlap with reading and encoding the log. At
@@ -196,57 +325,39 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 		f.buf, spare = spare[:0], buf
 		return nil
 	}
-	defer func() {
-		_ = wait() // after an error, no write may go on behind the caller
-		f.setProgress(false, 0)
-	}()
-	// The log is read in chunks, each in a read transaction of its own: a
-	// transaction open for the whole of a long catch-up would keep bbolt
-	// from growing its map of the file, and a commit that must grow it would
-	// wait for the catch-up to end.
-	var scanned uint64
-	from := f.pos
-	visit := func(e ledger.Event) error {
-		scanned++
-		if y, m, d := e.At.UTC().Date(); y != bufYear || m != bufMonth || d != bufDate {
-			if day := dayFileName(e.At); day != bufDay {
-				if err := flush(); err != nil {
-					return err
-				}
-				bufDay = day
-			}
-			bufYear, bufMonth, bufDate = y, m, d
-		}
-		var held *ledger.Allocation
-		if e.Type != ledger.EventAllocated {
-			held = f.reg.Allocs[e.Port]
-		}
-		f.buf = appendJSONL(f.buf, e, held)
-		f.reg.Apply(e)
-		pending = e.ID
-		n++
-		if len(f.buf) >= flushBytes {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if progress != nil && n%progressEvery == 0 {
-			progress(n)
-		}
-		if scanned%catchUpChunk == 0 {
-			from = e.ID
-			return errChunkDone
-		}
-		return nil
-	}
 	var err error
-	for {
-		err = f.log.Scan(from, ulid.Zero, visit)
-		if err != errChunkDone {
-			break
+	held := &ledger.Allocation{}
+	for batch := range batches {
+		for i := 0; i < len(batch) && err == nil; i++ {
+			item := &batch[i]
+			if item.day != "" && item.day != bufDay {
+				if err = flush(); err != nil {
+					break
+				}
+				bufDay = item.day
+			}
+			h := held
+			if item.held.ok {
+				held.ServiceName, held.StartedBy, held.Purpose = item.held.service, item.held.by, item.held.purpose
+			} else {
+				h = nil
+			}
+			f.buf = appendJSONL(f.buf, item.e, h)
+			pending = item.e.ID
+			n++
+			if len(f.buf) >= flushBytes {
+				err = flush()
+			}
+		}
+		if err != nil {
+			failed.Store(true)
+		}
+		select {
+		case free <- batch[:0]:
+		default:
 		}
 	}
-	if err == nil {
+	if err == nil && !aborted.Load() {
 		err = flush()
 	}
 	if werr := wait(); err == nil {
@@ -255,17 +366,7 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	if cap(f.buf) > 4*flushBytes {
 		f.buf = nil // a long catch-up's buffer is not kept for the small ones
 	}
-	if err != nil {
-		return n, fmt.Errorf("catch up projection files: %w", err)
-	}
-	id := positionString(f.pos)
-	if n > 0 || !f.regOK || f.regID != id {
-		if err := writeRegistryFile(f.layout.Registry(), f.reg, f.pos); err != nil {
-			return n, err
-		}
-		f.regID, f.regOK = id, true
-	}
-	return n, nil
+	return err
 }
 
 // catchUpChunk is how many events one read transaction of a catch-up reads.

@@ -472,3 +472,44 @@ func TestLongCatchUpDropsBehindItself(t *testing.T) {
 	is.NoErr(w.Close())
 	is.Equal(readTree(t, built), live) // and wrote the same bytes
 }
+
+// A catch-up whose write fails midway returns the error with the position
+// at the last line written, and the next one, once the cause is gone, goes
+// on from there to the replay's bytes.
+func TestCatchUpAfterAFailedWrite(t *testing.T) {
+	is := is.New(t)
+	defer func(n int) { flushBytes = n }(flushBytes)
+	flushBytes = 512
+	log, layout := mustOpenLog(t)
+	var batches [][]ledger.Event
+	for range 40 {
+		batches = append(batches, scenario()...)
+	}
+	evs := appendBatches(t, log, batches, nil)
+
+	// A directory where the second day's file must go.
+	blocked := filepath.Join(layout.LogsDir(), "allocations_20251116.jsonl")
+	is.NoErr(os.MkdirAll(blocked, 0o700))
+	files, err := OpenFiles(layout, log)
+	is.NoErr(err)
+	_, err = files.CatchUp()
+	is.True(err != nil) // the write fails
+	got := files.Progress()
+	is.True(!got.CatchingUp)
+	day1 := 0
+	for _, e := range evs {
+		if dayFileName(e.At) == "allocations_20251115.jsonl" {
+			day1++
+		}
+	}
+	is.True(day1 > 0 && day1 < len(evs))
+	is.Equal(got.UpTo, evs[day1-1].ID) // the position is the first day's last line
+
+	is.NoErr(os.Remove(blocked))
+	_, err = files.CatchUp()
+	is.NoErr(err) // goes on
+	is.NoErr(files.Close())
+	res, err := Replay(layout, log, ReplayOptions{Verify: true})
+	is.NoErr(err)
+	is.True(res.Matched) // to the replay's bytes
+}
