@@ -143,7 +143,8 @@ func (f *Files) Close() error {
 }
 
 // catchUp is CatchUp without the lock and the recovery; progress, if set,
-// is called every progressEvery events with the number written so far.
+// is called every progressEvery events with the number read so far (the
+// lines of the last few hundred may still be on their way to the files).
 //
 // Three goroutines share the work, so that a long catch-up (a replay of
 // 10M events) keeps both cores and the disk busy: this one reads the log
