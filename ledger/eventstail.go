@@ -102,14 +102,17 @@ func (c *eventCursor) Prev() (k, v []byte) {
 	return c.main.Last()
 }
 
-// getEvent returns the encoded event with the given ID, or nil.
+// getEvent returns the encoded event with the given ID, or nil. It looks in
+// events first: the port index's entries, which history pages look up one
+// by one, all name events up to the mark.
 func getEvent(tx *bolt.Tx, id []byte) []byte {
-	if b := tx.Bucket(bucketEventsTail); b != nil {
-		if v := b.Get(id); v != nil {
-			return v
-		}
+	if v := tx.Bucket(bucketEvents).Get(id); v != nil {
+		return v
 	}
-	return tx.Bucket(bucketEvents).Get(id)
+	if b := tx.Bucket(bucketEventsTail); b != nil {
+		return b.Get(id)
+	}
+	return nil
 }
 
 // eventsFor returns the bucket that holds the event with ID id: the tail
@@ -155,32 +158,15 @@ func upgradeEventsTail(tx *bolt.Tx) error {
 	return nil
 }
 
-// moveTail moves every event of events_tail into events and empties the
-// tail, inside the merge's transaction. A file without the tail (a
-// read-only open never merges) has nothing to move.
-func moveTail(tx *bolt.Tx) error {
-	tail := tx.Bucket(bucketEventsTail)
-	if tail == nil {
-		return nil
-	}
-	events := tx.Bucket(bucketEvents)
-	events.FillPercent = 1.0
-	c := tail.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		// The tail's pages are freed below, in this transaction: copy.
-		if err := events.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
-			return fmt.Errorf("move event %s: %w", ulid.ULID(k), err)
-		}
-	}
+// emptyTail empties events_tail, whose events the merge has copied into
+// events, in the merge's transaction: the bucket goes, with its pages, and
+// comes back empty.
+func emptyTail(tx *bolt.Tx) error {
 	if err := tx.DeleteBucket(bucketEventsTail); err != nil {
 		return err
 	}
-	b, err := tx.CreateBucket(bucketEventsTail)
-	if err != nil {
-		return err
-	}
-	b.FillPercent = 1.0
-	return nil
+	_, err := tx.CreateBucket(bucketEventsTail)
+	return err
 }
 
 // checkEventsSplit reports an event on the wrong side of the index mark:

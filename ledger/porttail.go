@@ -86,16 +86,24 @@ func readTail(tx *bolt.Tx) (n int, recent lastPorts) {
 }
 
 // mergeTail writes the by_port entries of every event after the index mark
-// into blocks of at most size IDs (portblocks.go) and moves the mark to the
-// newest event, inside tx.
+// into blocks of at most size IDs (portblocks.go), moves those events from
+// events_tail to the end of events in the same pass (eventstail.go), and
+// moves the mark to the newest of them, inside tx. Only a writable log
+// merges, and its Open gave the file the events' tail.
 func mergeTail(tx *bolt.Tx, size int) error {
+	tail := tx.Bucket(bucketEventsTail)
+	if tail == nil {
+		return fmt.Errorf("%w: no bucket %q", ErrCorrupt, bucketEventsTail)
+	}
 	byPort := tx.Bucket(bucketByPort)
 	byPort.FillPercent = 0.9
+	events := tx.Bucket(bucketEvents)
+	events.FillPercent = 1.0 // appended keys only ever grow: pack pages full
 	mark, _ := indexMark(tx)
 	newest := mark
 	ports := map[int][]ulid.ULID{}
-	c := eventsCursor(tx)
-	for k, v := afterMark(c, mark); k != nil; k, v = c.Next() {
+	c := tail.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
 		port, err := eventPort(k, v)
 		if err != nil {
 			return err
@@ -104,13 +112,17 @@ func mergeTail(tx *bolt.Tx, size int) error {
 		if port > 0 {
 			ports[port] = append(ports[port], newest)
 		}
+		// The tail's pages are freed below, in this transaction: copy.
+		if err := events.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+			return fmt.Errorf("move event %s: %w", newest, err)
+		}
 	}
 	for _, port := range slices.Sorted(maps.Keys(ports)) {
 		if err := appendToPort(byPort, port, ports[port], size); err != nil {
 			return err
 		}
 	}
-	if err := moveTail(tx); err != nil {
+	if err := emptyTail(tx); err != nil {
 		return fmt.Errorf("the events' tail: %w", err)
 	}
 	return tx.Bucket(bucketMeta).Put(keyIndexMark, newest[:])
