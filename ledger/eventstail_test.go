@@ -23,6 +23,21 @@ func tailEvent(port int, n int64) Event {
 	return Event{Type: EventStatsReported, Port: port, StatsReported: &StatsReported{RequestCount: n}}
 }
 
+// appendEach appends n events, each in an Append of its own, event i on
+// port portOf(i), and returns them with their IDs.
+func appendEach(t *testing.T, l *Log, n int, portOf func(i int) int) []Event {
+	t.Helper()
+	var all []Event
+	for i := range n {
+		out, err := l.Append([]Event{tailEvent(portOf(i), int64(i))}, nil)
+		if err != nil {
+			t.Fatalf("append: %v", err)
+		}
+		all = append(all, out...)
+	}
+	return all
+}
+
 // TestEventsTailHoldsTheEventsAfterTheMark runs random appends, imports
 // into the past (before and after the mark) and reopens against a tail of
 // 5 port events, and after every step checks the file against the IDs it
@@ -160,12 +175,7 @@ func TestFileWithoutEventsTail(t *testing.T) {
 	opts := Options{PortIndexTail: 4}
 	l, err := Open(path, opts)
 	is.NoErr(err) // open
-	var all []Event
-	for i := range 6 {
-		out, err := l.Append([]Event{tailEvent(8000+i%2, int64(i))}, nil)
-		is.NoErr(err)
-		all = append(all, out...)
-	}
+	all := appendEach(t, l, 6, func(i int) int { return 8000 + i%2 })
 	is.NoErr(l.Close())
 
 	// Write it back as the version before wrote it.
@@ -236,12 +246,7 @@ func TestReadAhead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	l, err := Open(path, Options{ReadAhead: true})
 	is.NoErr(err) // a new log
-	var want []Event
-	for i := range 50 {
-		out, err := l.Append([]Event{tailEvent(8000+i%3, int64(i))}, nil)
-		is.NoErr(err)
-		want = append(want, out...)
-	}
+	want := appendEach(t, l, 50, func(i int) int { return 8000 + i%3 })
 	is.NoErr(l.Close())
 	for _, opts := range []Options{{ReadAhead: true}, {ReadAhead: true, ReadOnly: true}} {
 		l, err := Open(path, opts)
@@ -262,12 +267,7 @@ func TestCheckNamesAnEventOnTheWrongSideOfTheMark(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ledger.db")
 			l, err := Open(path, Options{PortIndexTail: 4})
 			is.NoErr(err)
-			var all []Event
-			for i := range 6 {
-				out, err := l.Append([]Event{tailEvent(8000, int64(i))}, nil)
-				is.NoErr(err)
-				all = append(all, out...)
-			}
+			all := appendEach(t, l, 6, func(int) int { return 8000 })
 			is.NoErr(l.Check()) // 4 events in events, 2 in the tail: consistent
 			is.NoErr(l.Close())
 
