@@ -9,6 +9,7 @@
 //	go run ./cmd/ledger-load --clients 1 --duration 10s --op allocate
 //	go run ./cmd/ledger-load --op etcd-put --addr 127.0.0.1:2379   # the anchor: durable etcd puts
 //	go run ./cmd/ledger-load --clients 16 --scrape 1s              # with a Prometheus scrape of /metrics every second
+//	go run ./cmd/ledger-load --clients 1 --op ping                 # the HTTP floor: GET /healthz, no work behind it
 //
 // With --pid it reads that process's CPU time from /proc before and after the
 // run and prints the server's CPU per write (a cycle is two writes).
@@ -60,7 +61,7 @@ func run(args []string, out io.Writer) error {
 	addr := fs.String("addr", "", "an existing daemon's address (default: start one in this process on a temp dir)")
 	token := fs.String("token", "", "bearer token for --addr")
 	rng := fs.String("range", "19000-19999", "managed range of the in-process daemon")
-	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release), allocate (allocate only, each client releasing its port untimed), etcd-put (one durable put to the etcd at --addr, the anchor), or bbolt-update (one bare bbolt Update of a fresh file in --dir, the disk's anchor)")
+	op := fs.String("op", "cycle", "what one operation is: cycle (allocate then release), allocate (allocate only, each client releasing its port untimed), etcd-put (one durable put to the etcd at --addr, the anchor), bbolt-update (one bare bbolt Update of a fresh file in --dir, the disk's anchor), or ping (one GET /healthz: the HTTP round trip with nothing behind it, the floor under any write over HTTP)")
 	dir := fs.String("dir", "", "where --op bbolt-update puts its file (default: the temp dir), on the disk to measure")
 	pid := fs.Int("pid", 0, "the server's process ID: report its CPU time per write (Linux)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
@@ -80,8 +81,8 @@ func run(args []string, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if *clients < 1 || *duration <= 0 || !slices.Contains([]string{"cycle", "allocate", "etcd-put", "bbolt-update"}, *op) {
-		return errors.New("--clients must be >= 1, --duration > 0, --op cycle, allocate, etcd-put or bbolt-update")
+	if *clients < 1 || *duration <= 0 || !slices.Contains([]string{"cycle", "allocate", "etcd-put", "bbolt-update", "ping"}, *op) {
+		return errors.New("--clients must be >= 1, --duration > 0, --op cycle, allocate, etcd-put, bbolt-update or ping")
 	}
 	var anchorDB *bolt.DB
 	if *op == "bbolt-update" {
@@ -187,11 +188,14 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "scrapes=%d every %s: p50=%s p95=%s max=%s\n", len(scrapes), *scrape, sp(0.50), sp(0.95), sp(1))
 	}
 	if *pid != 0 && ops > 0 {
-		writes := ops
-		if *op == "cycle" || *op == "allocate" {
+		writes, per := ops, "write"
+		switch *op {
+		case "cycle", "allocate":
 			writes = 2 * ops // an allocate and a release
+		case "ping":
+			per = "request" // nothing is written
 		}
-		fmt.Fprintf(out, "server cpu=%s per write=%s\n", cpu1-cpu0, ((cpu1 - cpu0) / time.Duration(writes)).Round(100*time.Nanosecond))
+		fmt.Fprintf(out, "server cpu=%s per %s=%s\n", cpu1-cpu0, per, ((cpu1 - cpu0) / time.Duration(writes)).Round(100*time.Nanosecond))
 	}
 	if errs > 0 {
 		return fmt.Errorf("%d operations failed", errs)
@@ -205,6 +209,15 @@ func drive(ctx context.Context, c *httpapi.Client, service, op string) result {
 	bg := context.Background() // an operation started is finished, so no port is left held
 	for ctx.Err() == nil {
 		t0 := time.Now()
+		if op == "ping" {
+			if _, err := c.DaemonPID(bg); err != nil {
+				r.errs++
+				continue
+			}
+			r.latencies = append(r.latencies, time.Since(t0))
+			r.ops++
+			continue
+		}
 		a, err := c.Allocate(bg, ledger.AllocateRequest{ServiceName: service, StartedBy: "ledger-load"})
 		if err != nil {
 			r.errs++

@@ -9,8 +9,11 @@
 #   CLIENTS=1 internal/perf/vs-etcd.sh              # one client: latency, against a
 #                                                   # bare bbolt Update on the same disk
 #
-# Each round also times whole `ledger allocate` processes through the daemon
-# against a Go hello world's whole run (PROCS=0 skips it).
+# Each round also measures the HTTP floor (GET /healthz of the same daemon:
+# a round trip with nothing behind it) and times whole `ledger allocate`
+# processes through the daemon against a Go hello world's whole run and
+# `ledger version`'s (the binary's start alone); PROCS=0 skips the processes.
+# Each round ends with its ratios against the targets.
 #
 # etcd comes from the machine's package manager: `apt-get install -y etcd-server`
 # (Debian) gives /usr/bin/etcd. A cycle is two writes (allocate, release); an
@@ -65,17 +68,34 @@ done
 token=""
 [ -f "$tmp/data/token" ] && token=$(cat "$tmp/data/token")
 
+# dur converts a Go duration ("764.237µs", "1.5ms", "2s") to microseconds.
+dur() { awk -v d="$1" 'BEGIN { n = d + 0; if (d ~ /µs$/) print n; else if (d ~ /ms$/) print n * 1000; else if (d ~ /ns$/) print n / 1000; else print n * 1000000 }'; }
+# field prints the value of key= in a run's output (e.g. field p50 out).
+field() { grep -o "$1=[^ ]*" "$2" | head -1 | cut -d= -f2; }
+
 echo "cores=$(nproc) clients=$CLIENTS duration=$DURATION rounds=$ROUNDS etcd=$(etcd --version | head -1)"
 for r in $(seq "$ROUNDS"); do
   echo "--- round $r: portledger ($OP, two writes per cycle)"
-  "$tmp/ledger-load" --addr 127.0.0.1:17999 --token "$token" --clients "$CLIENTS" --duration "$DURATION" --op "$OP" --pid "$lpid"
+  "$tmp/ledger-load" --addr 127.0.0.1:17999 --token "$token" --clients "$CLIENTS" --duration "$DURATION" --op "$OP" --pid "$lpid" | tee "$tmp/ledger.out"
   echo "--- round $r: etcd (durable put, one write each)"
-  "$tmp/ledger-load" --addr 127.0.0.1:12379 --clients "$CLIENTS" --duration "$DURATION" --op etcd-put --pid "$epid"
+  "$tmp/ledger-load" --addr 127.0.0.1:12379 --clients "$CLIENTS" --duration "$DURATION" --op etcd-put --pid "$epid" | tee "$tmp/etcd.out"
   echo "--- round $r: a bare bbolt Update on the same disk (one write each)"
-  "$tmp/ledger-load" --dir "$tmp" --clients "$CLIENTS" --duration "$DURATION" --op bbolt-update
+  "$tmp/ledger-load" --dir "$tmp" --clients "$CLIENTS" --duration "$DURATION" --op bbolt-update | tee "$tmp/bbolt.out"
+  echo "--- round $r: the HTTP floor, GET /healthz of the same daemon (nothing written)"
+  "$tmp/ledger-load" --addr 127.0.0.1:17999 --token "$token" --clients "$CLIENTS" --duration "$DURATION" --op ping --pid "$lpid" | tee "$tmp/ping.out"
+  echo "--- round $r: against the targets"
+  rate=$(field rate "$tmp/ledger.out"); erate=$(field rate "$tmp/etcd.out")
+  cyc=$(dur "$(field p50 "$tmp/ledger.out")"); bolt=$(dur "$(field p50 "$tmp/bbolt.out")"); ping=$(dur "$(field p50 "$tmp/ping.out")")
+  awk -v a="$rate" -v b="$erate" 'BEGIN { printf "cycles/s against etcd puts/s: %.2fx (target >= 2x)\n", a / b }'
+  echo "daemon CPU per write: $(field write "$tmp/ledger.out") (target <= 50µs); etcd per put: $(field write "$tmp/etcd.out")"
+  awk -v c="$cyc" -v b="$bolt" -v p="$ping" 'BEGIN { printf "cycle p50 against a bare Update p50: %.2fx (target <= 2x); two round trips and two bare commits alone: %.2fx\n", c / b, (2 * p + 2 * b) / b }'
   if [ "$PROCS" -gt 0 ]; then
     echo "--- round $r: whole processes, p50 of $PROCS runs each"
-    echo "hello world: $(p50 "$tmp/hello")"
-    echo "ledger allocate via the daemon: $(p50 env LEDGER_DATA="$tmp/data" "$tmp/ledger" allocate --service "proc-$r")"
+    hello=$(p50 "$tmp/hello"); version=$(p50 "$tmp/ledger" version)
+    alloc=$(p50 env LEDGER_DATA="$tmp/data" "$tmp/ledger" allocate --service "proc-$r")
+    echo "hello world: $hello"
+    echo "ledger version (the binary's start, no daemon): $version"
+    echo "ledger allocate via the daemon: $alloc"
+    awk -v a="${alloc% ms}" -v h="${hello% ms}" -v v="${version% ms}" 'BEGIN { printf "ledger allocate against hello world: %.2fx (target <= 1.5x); ledger version alone: %.2fx\n", a / h, v / h }'
   fi
 done
