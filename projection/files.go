@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/portledger/portledger/ledger"
@@ -161,8 +161,7 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	defer f.setProgress(false, 0)
 
 	var n uint64
-	var bufYear, bufDate int
-	var bufMonth time.Month // the last event's date, to find a new day without naming it
+	bufDay := int64(math.MinInt64) // the last event's date (unixDay), to find a new day without naming it
 	var batch []lineItem
 	send := func() error {
 		if len(batch) == 0 {
@@ -190,9 +189,9 @@ func (f *Files) catchUp(progress func(done uint64)) (uint64, error) {
 	visit := func(e ledger.Event) error {
 		scanned++
 		item := lineItem{e: e}
-		if y, m, d := e.At.UTC().Date(); y != bufYear || m != bufMonth || d != bufDate {
+		if day := unixDay(e.At); day != bufDay {
 			item.day = dayFileName(e.At)
-			bufYear, bufMonth, bufDate = y, m, d
+			bufDay = day
 		}
 		if e.Type != ledger.EventAllocated {
 			if a := f.reg.Allocs[e.Port]; a != nil {

@@ -42,42 +42,77 @@ func dayFileName(t time.Time) string {
 	return dayFilePrefix + t.UTC().Format(dayLayout) + dayFileSuffix
 }
 
+// unixDay returns the number of t's UTC date: days since 1970-01-01,
+// negative before it. Two times have the same day file when they have the
+// same unixDay.
+func unixDay(t time.Time) int64 {
+	s := t.Unix()
+	d := s / 86_400
+	if s%86_400 < 0 {
+		d--
+	}
+	return d
+}
+
 // appendTimestamp appends t as ledger.FormatTime writes it, quoted: the
-// UTC time to the millisecond, 2025-11-15T14:30:00.000Z. It writes the
-// digits itself, without time.Format's parsing of a layout and its string,
-// which were a sixth of a replay's time.
+// UTC time to the millisecond, 2025-11-15T14:30:00.000Z. It works the date
+// out of the Unix milliseconds itself and writes the digits two at a time,
+// without time.Format's parsing of a layout and its string (a sixth of a
+// replay's time) or Date and Clock (BenchmarkAppendJSONL).
 func appendTimestamp(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
+	ms := t.UnixMilli()
+	if ms < 0 || ms >= maxTimestampMillis {
 		return appendPyString(b, ledger.FormatTime(t))
 	}
-	hour, minute, sec := t.Clock()
+	year, month, day := civilDate(ms / msPerDay)
+	ms %= msPerDay
 	b = append(b, '"')
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, minute, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond()/int(time.Millisecond), 3)
+	b = appendTwo(appendTwo(b, year/100), year%100)
+	b = appendTwo(append(b, '-'), month)
+	b = appendTwo(append(b, '-'), day)
+	b = appendTwo(append(b, 'T'), int(ms/3_600_000))
+	b = appendTwo(append(b, ':'), int(ms/60_000%60))
+	b = appendTwo(append(b, ':'), int(ms/1000%60))
+	milli := int(ms % 1000)
+	b = append(b, '.', byte('0'+milli/100))
+	b = appendTwo(b, milli%100)
 	return append(b, 'Z', '"')
 }
 
-// appendDigits appends the n lowest decimal digits of v, 0 <= v.
-func appendDigits(b []byte, v, n int) []byte {
-	var d [4]byte
-	for i := n - 1; i >= 0; i-- {
-		d[i] = byte('0' + v%10)
-		v /= 10
+const (
+	msPerDay = 86_400_000
+	// maxTimestampMillis is 10000-01-01 in Unix milliseconds: the dates
+	// with four-digit years, which appendTimestamp writes itself.
+	maxTimestampMillis = 253_402_300_800_000
+)
+
+// civilDate returns the proleptic Gregorian date of the day that is days
+// after 1970-01-01 (0 <= days), by the arithmetic of eras of 400 years.
+func civilDate(days int64) (year, month, day int) {
+	z := days + 719_468 // days since 0000-03-01
+	era := z / 146_097
+	doe := z - era*146_097                                    // day of the era, [0, 146096]
+	yoe := (doe - doe/1_460 + doe/36_524 - doe/146_096) / 365 // year of the era, [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)                  // day of the year from March 1, [0, 365]
+	mp := (5*doy + 2) / 153                                   // month from March, [0, 11]
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
 	}
-	return append(b, d[:n]...)
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+// twoDigits holds "00" to "99".
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// appendTwo appends v, 0 <= v < 100, as two digits.
+func appendTwo(b []byte, v int) []byte {
+	return append(b, twoDigits[2*v], twoDigits[2*v+1])
 }
 
 // isDayFileName reports whether name is allocations_YYYYMMDD.jsonl with a
@@ -215,7 +250,7 @@ func appendMillis(b []byte, key string, ms int64) []byte {
 	if ms == 0 {
 		return b
 	}
-	return appendStringField(b, key, ledger.FormatTime(time.UnixMilli(ms)))
+	return appendTimestamp(appendKey(b, key), time.UnixMilli(ms))
 }
 
 // appendFloatField writes f as Python's repr does for the values the log
@@ -235,6 +270,15 @@ func appendFloatField(b []byte, key string, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// pyPlain tells the bytes appendPyString copies as they are: printable
+// ASCII but the quote and the backslash.
+var pyPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendPyString appends s as a JSON string the way Python's json.dumps
 // writes it by default (ensure_ascii): quote and backslash escaped, \n \r
 // \t \b \f in their short forms, and every other byte outside printable
@@ -246,7 +290,7 @@ func appendPyString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+		if pyPlain[c] {
 			i++
 			continue
 		}

@@ -3,6 +3,7 @@ package projection
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,7 @@ func TestAppendPyString(t *testing.T) {
 		{name: "line separators", in: "\u2028\u2029", want: `"\u2028\u2029"`},
 		{name: "astral", in: "😀", want: `"\ud83d\ude00"`},
 		{name: "html stays", in: "<a&b>", want: `"<a&b>"`},
+		{name: "printable edges", in: " ~", want: `" ~"`},
 		{name: "invalid utf-8", in: "a\xffb", want: `"a\ufffdb"`},
 	}
 	for _, tt := range tests {
@@ -120,6 +122,25 @@ func TestIsDayFileName(t *testing.T) {
 	is.True(!isDayFileName("allocations_20251115.jsonl~")) // editor backup
 }
 
+func TestUnixDayNamesTheDayFile(t *testing.T) {
+	is := is.New(t)
+	for _, pair := range [][2]time.Time{
+		{time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 3, 1, 23, 59, 59, 999_999_999, time.UTC)},
+		{time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{time.Date(2025, 3, 1, 0, 30, 0, 0, time.FixedZone("CET", 3600)), time.Date(2025, 2, 28, 12, 0, 0, 0, time.UTC)},
+	} {
+		is.Equal(unixDay(pair[0]), unixDay(pair[1]))         // the same UTC date
+		is.Equal(dayFileName(pair[0]), dayFileName(pair[1])) // the same file
+	}
+	for _, pair := range [][2]time.Time{
+		{time.Date(2025, 3, 1, 23, 59, 59, 999_999_999, time.UTC), time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(1969, 12, 31, 23, 59, 59, 999_999_999, time.UTC), time.Unix(0, 0)},
+	} {
+		is.Equal(unixDay(pair[0])+1, unixDay(pair[1]))        // the next UTC date
+		is.True(dayFileName(pair[0]) != dayFileName(pair[1])) // the next file
+	}
+}
+
 func TestAppendTimestampIsFormatTimeQuoted(t *testing.T) {
 	for _, tm := range []time.Time{
 		time.Date(2025, 11, 15, 14, 30, 0, 0, time.UTC),
@@ -128,10 +149,34 @@ func TestAppendTimestampIsFormatTimeQuoted(t *testing.T) {
 		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.UnixMilli(1735689600123),
+		time.Date(1969, 12, 31, 23, 59, 59, 999_999_999, time.UTC), // just before the epoch
+		time.Unix(0, 0),
+		time.Date(2000, 2, 29, 12, 0, 0, 0, time.UTC), // leap days of a 400th year
+		time.Date(2100, 2, 28, 23, 59, 59, 0, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC), // 2100 is not a leap year
+		time.Date(2024, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC), // the last four-digit year
 	} {
 		want := string(appendPyString(nil, ledger.FormatTime(tm)))
 		if got := string(appendTimestamp(nil, tm)); got != want {
 			t.Errorf("appendTimestamp(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	// Every day from 1970 to 2400, at a time of day that moves through
+	// the day's milliseconds, and random instants up to year 9999.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for day := int64(0); day < 157_000; day++ {
+		tm := time.UnixMilli(day*86_400_000 + (day*7_919_777)%86_400_000)
+		want := string(appendPyString(nil, ledger.FormatTime(tm)))
+		if got := string(appendTimestamp(nil, tm)); got != want {
+			t.Fatalf("appendTimestamp(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for range 100_000 {
+		tm := time.UnixMicro(rng.Int64N(253_402_300_800_000_000))
+		want := string(appendPyString(nil, ledger.FormatTime(tm)))
+		if got := string(appendTimestamp(nil, tm)); got != want {
+			t.Fatalf("appendTimestamp(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }
