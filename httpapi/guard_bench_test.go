@@ -20,19 +20,7 @@ import (
 // adds to a request: the same read of one allocation, with the token,
 // through NewServer and through the bare router, in one run, in process.
 func BenchmarkGuard(b *testing.B) {
-	log, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), ledger.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
-	svc, err := commands.New(commands.Config{Log: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Close()
-	if err := svc.SetRange(context.Background(), testRange); err != nil {
-		b.Fatal(err)
-	}
+	svc := benchLedger(b, b.TempDir())
 	a, err := svc.Allocate(context.Background(), ledger.AllocateRequest{ServiceName: "api"})
 	if err != nil {
 		b.Fatal(err)
@@ -58,4 +46,23 @@ func BenchmarkGuard(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchLedger opens a real ledger in dir (fsync on) with the test range,
+// closed when b ends.
+func benchLedger(b *testing.B, dir string) *commands.Ledger {
+	log, err := ledger.Open(filepath.Join(dir, "ledger.db"), ledger.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { log.Close() })
+	svc, err := commands.New(commands.Config{Log: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { svc.Close() })
+	if err := svc.SetRange(context.Background(), testRange); err != nil {
+		b.Fatal(err)
+	}
+	return svc
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portledger/portledger/commands"
 	"github.com/portledger/portledger/ledger"
 	bolt "go.etcd.io/bbolt"
 )
@@ -37,19 +36,7 @@ import (
 // trip, the two goroutines' wake-ups after the commit's fsyncs included.
 func BenchmarkWriteLatency(b *testing.B) {
 	dir := b.TempDir()
-	log, err := ledger.Open(filepath.Join(dir, "ledger.db"), ledger.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
-	svc, err := commands.New(commands.Config{Log: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Close()
-	if err := svc.SetRange(context.Background(), testRange); err != nil {
-		b.Fatal(err)
-	}
+	svc := benchLedger(b, dir)
 	anchor, err := bolt.Open(filepath.Join(dir, "anchor.db"), 0o600, nil)
 	if err != nil {
 		b.Fatal(err)
