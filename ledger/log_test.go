@@ -449,7 +449,7 @@ func TestScanPortIndexWithoutCopies(t *testing.T) {
 	is.NoErr(db.Update(func(tx *bolt.Tx) error {
 		idx := tx.Bucket([]byte("by_port"))
 		for _, e := range evs {
-			k := append([]byte{byte(e.Port >> 8), byte(e.Port)}, e.ID[:]...)
+			k := ledgerfile.EntryKey(e.Port, e.ID)
 			if err := idx.Put(k, nil); err != nil {
 				return err
 			}

@@ -222,7 +222,7 @@ func TestFileWithPortTailBucket(t *testing.T) {
 			if err := tail.Put(e.ID[:], append([]byte{byte(e.Port >> 8), byte(e.Port)}, enc...)); err != nil {
 				return err
 			}
-			key := append([]byte{byte(e.Port >> 8), byte(e.Port)}, e.ID[:]...)
+			key := ledgerfile.EntryKey(e.Port, e.ID)
 			if err := tx.Bucket([]byte("by_port")).Delete(key); err != nil {
 				return err
 			}
@@ -302,7 +302,7 @@ func TestPortIndexOfEarlierFiles(t *testing.T) {
 	is.NoErr(db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("by_port"))
 		for i, e := range old {
-			key := append([]byte{byte(e.Port >> 8), byte(e.Port)}, e.ID[:]...)
+			key := ledgerfile.EntryKey(e.Port, e.ID)
 			var v []byte
 			if i%3 == 0 {
 				if v, err = ledger.AppendEncoded(nil, &e); err != nil {

@@ -5,6 +5,7 @@
 package ledgerfile
 
 import (
+	"github.com/oklog/ulid/v2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -56,4 +57,11 @@ func (e Events) Keys() [][]byte {
 		return nil
 	})
 	return keys
+}
+
+// EntryKey is the key of one event in the by_port bucket as versions
+// before blocks of IDs wrote it: the port, two bytes big-endian, then the
+// event's ID. Tests write files of those versions with it.
+func EntryKey(port int, id ulid.ULID) []byte {
+	return append([]byte{byte(port >> 8), byte(port)}, id[:]...)
 }
