@@ -95,12 +95,7 @@ func handleUsage(svc ledger.Service, now func() time.Time, log *slog.Logger) htt
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		out := &usageWriter{w: w, rc: rc}
-		var next string
-		if st, ok := svc.(UsageStreamer); ok {
-			next, err = st.UsageEach(r.Context(), q, after, limit, out.row)
-		} else {
-			next, err = usagePage(r.Context(), svc, q, after, limit, out.row)
-		}
+		next, err := UsageEach(r.Context(), svc, q, after, limit, out.row)
 		if err != nil {
 			if out.b == nil {
 				return err
@@ -111,6 +106,16 @@ func handleUsage(svc ledger.Service, now func() time.Time, log *slog.Logger) htt
 		out.end(next) // a failed write is a client gone: nothing to tell it
 		return nil
 	})
+}
+
+// UsageEach reads usage a page at a time through svc's UsageEach when it
+// has one (UsageStreamer), else pages the whole answer of svc.Usage as
+// UsageEach would: the route and the CLI read it this way.
+func UsageEach(ctx context.Context, svc ledger.Service, q ledger.UsageQuery, after string, limit int, fn func(ledger.ServiceUsage) error) (string, error) {
+	if st, ok := svc.(UsageStreamer); ok {
+		return st.UsageEach(ctx, q, after, limit, fn)
+	}
+	return usagePage(ctx, svc, q, after, limit, fn)
 }
 
 // usagePage pages the whole answer of svc.Usage as UsageEach would.

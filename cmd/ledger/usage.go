@@ -68,7 +68,7 @@ page's --after is printed on stderr (and as "next" with --json).`, &c, true)
 	if c.json {
 		out = &usageJSON{w: bufio.NewWriter(e.stdout)}
 	}
-	next, err := usageEach(ctx, b.Service, q, after, limit, out.row)
+	next, err := httpapi.UsageEach(ctx, b.Service, q, after, limit, out.row)
 	if err = closeWith(b, err); err != nil {
 		return err
 	}
@@ -79,32 +79,6 @@ page's --after is printed on stderr (and as "next" with --json).`, &c, true)
 		c.note("more services follow: --after %s for the next page", safe(next))
 	}
 	return nil
-}
-
-// usageEach reads usage through UsageEach, which both backends have, else
-// (a Service of another kind) pages Usage's whole answer.
-func usageEach(ctx context.Context, svc ledger.Service, q ledger.UsageQuery, after string, limit int, fn func(ledger.ServiceUsage) error) (string, error) {
-	if st, ok := svc.(httpapi.UsageStreamer); ok {
-		return st.UsageEach(ctx, q, after, limit, fn)
-	}
-	us, err := svc.Usage(ctx, q)
-	if err != nil {
-		return "", err
-	}
-	n := 0
-	for _, u := range us {
-		if u.Service <= after {
-			continue
-		}
-		if limit > 0 && n == limit {
-			return after, nil
-		}
-		if err := fn(u); err != nil {
-			return "", err
-		}
-		after, n = u.Service, n+1
-	}
-	return "", nil
 }
 
 // usageOutput prints usage a service at a time.
